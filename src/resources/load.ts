@@ -1,0 +1,129 @@
+// Manifests in, typed objects out: parses every source, expands `kind: List`, validates each object by kind.
+import { Checker, describe, type Json } from './checker.ts';
+import type { Diagnostic } from './diagnostics.ts';
+import { resourceName, type Origin, type Resource, type WorkloadKind } from './kinds.ts';
+import { parseSource, subLocator, type RawObject, type SourceText } from './source.ts';
+import { readCiliumPolicy } from './validate-cilium.ts';
+import { readNamespace, readNode, readPod, readService, readWorkload } from './validate-core.ts';
+import { readNetworkPolicy } from './validate-network-policy.ts';
+
+export interface LoadResult {
+  resources: Resource[];
+  /** Every error and warning, in input order. The input is usable only when none is an error. */
+  diagnostics: Diagnostic[];
+}
+
+/** The API groups each kind may come from (`v1` is the core group). */
+const KINDS: Record<string, readonly string[]> = {
+  Namespace: ['v1'],
+  Node: ['v1'],
+  Pod: ['v1'],
+  Service: ['v1'],
+  Deployment: ['apps/v1'],
+  ReplicaSet: ['apps/v1'],
+  StatefulSet: ['apps/v1'],
+  DaemonSet: ['apps/v1'],
+  NetworkPolicy: ['networking.k8s.io/v1'],
+  CiliumNetworkPolicy: ['cilium.io/v2'],
+  CiliumClusterwideNetworkPolicy: ['cilium.io/v2'],
+};
+
+/** Kinds that commonly appear next to these and are skipped silently (they carry no connectivity). */
+const QUIET_KINDS = new Set(['ConfigMap', 'Secret', 'ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
+
+export function loadManifests(sources: readonly SourceText[]): LoadResult {
+  const diagnostics: Diagnostic[] = [];
+  const resources: Resource[] = [];
+  const seen = new Map<string, Resource>();
+  for (const src of sources) {
+    const parsed = parseSource(src);
+    diagnostics.push(...parsed.diagnostics);
+    for (const raw of parsed.objects) {
+      for (const obj of expandLists(raw, diagnostics)) {
+        const r = readObject(obj, diagnostics);
+        if (!r) continue;
+        const key = resourceName(r.kind, r.metadata);
+        const prev = seen.get(key);
+        if (prev) {
+          const at = prev.origin.locate(['metadata', 'name']);
+          const c = new Checker(r.origin, diagnostics, key);
+          c.error(['metadata', 'name'], `duplicate object; first defined at ${at.file}:${at.line}:${at.column}`, 'duplicate');
+          continue;
+        }
+        seen.set(key, r);
+        resources.push(r);
+      }
+    }
+  }
+  return { resources, diagnostics };
+}
+
+/** `kind: List` (and `*List` kinds from kubectl) hold their objects in `items`. */
+function* expandLists(raw: RawObject, diagnostics: Diagnostic[]): Generator<RawObject> {
+  const d = raw.data;
+  if (d !== null && typeof d === 'object' && !Array.isArray(d)) {
+    const o = d as Json;
+    if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) {
+      for (let i = 0; i < o.items.length; i++) {
+        yield* expandLists({ data: o.items[i], file: raw.file, locate: subLocator(raw.locate, ['items', i]) }, diagnostics);
+      }
+      return;
+    }
+  }
+  yield raw;
+}
+
+function readObject(raw: RawObject, diagnostics: Diagnostic[]): Resource | undefined {
+  const origin: Origin = { file: raw.file, locate: raw.locate };
+  const c = new Checker(origin, diagnostics);
+  const obj = raw.data;
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+    c.error([], `a manifest must be an object with apiVersion and kind, not ${describe(obj)}`, 'invalid-type');
+    return undefined;
+  }
+  const o = obj as Json;
+  const kind = c.string(o.kind, ['kind'], true);
+  const apiVersion = c.string(o.apiVersion, ['apiVersion'], true);
+  if (kind === undefined || apiVersion === undefined) return undefined;
+  const meta = (o.metadata ?? {}) as Json;
+  c.resource = resourceName(kind, { name: String(meta.name ?? '<unnamed>'), ...(typeof meta.namespace === 'string' ? { namespace: meta.namespace } : {}) });
+  const groups = KINDS[kind];
+  if (!groups) {
+    if (!QUIET_KINDS.has(kind)) c.warn(['kind'], `unknown kind ${apiVersion}/${kind}: skipped`, 'unknown-kind');
+    return undefined;
+  }
+  if (!groups.includes(apiVersion)) {
+    c.error(['apiVersion'], `${kind} must have apiVersion ${groups.join(' or ')}`, 'invalid-value');
+    return undefined;
+  }
+  const before = c.errorCount;
+  let r: Resource | undefined;
+  switch (kind) {
+    case 'Namespace':
+      r = readNamespace(c, o, origin);
+      break;
+    case 'Node':
+      r = readNode(c, o, origin);
+      break;
+    case 'Pod':
+      r = readPod(c, o, origin);
+      break;
+    case 'Service':
+      r = readService(c, o, origin);
+      break;
+    case 'NetworkPolicy':
+      r = readNetworkPolicy(c, o, origin);
+      break;
+    case 'CiliumNetworkPolicy':
+    case 'CiliumClusterwideNetworkPolicy':
+      r = readCiliumPolicy(c, o, origin, kind);
+      break;
+    default:
+      r = readWorkload(c, o, origin, kind as WorkloadKind);
+  }
+  // An object with errors is not handed on: nothing half-valid reaches the model.
+  if (r && r.metadata.namespace === undefined && kind !== 'Namespace' && kind !== 'Node' && kind !== 'CiliumClusterwideNetworkPolicy') {
+    r.metadata.namespace = 'default';
+  }
+  return c.errorCount > before ? undefined : r;
+}
