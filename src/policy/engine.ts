@@ -94,6 +94,8 @@ export class PolicyEngine implements PeerMatcher {
   private readonly emptyViews: [CompiledView, CompiledView] = [new CompiledView([], 'ingress'), new CompiledView([], 'egress')];
   private readonly unitsByIdentity = new Map<number, PolicyUnit[]>();
   private readonly unitsByNode = new Map<string, PolicyUnit[]>();
+  /** Resolves selectors to the pod identities they match (shared, cached results). */
+  readonly labelIndex: LabelIndex;
 
   static fromResources(cluster: Cluster, resources: readonly Resource[]): PolicyEngine {
     return new PolicyEngine(cluster, buildPolicyUnits(resources));
@@ -105,6 +107,7 @@ export class PolicyEngine implements PeerMatcher {
     const identityLabels = new Map<number, Readonly<Record<string, string>>>();
     for (const p of cluster.pods.values()) if (!p.hostNetwork && !identityLabels.has(p.identity)) identityLabels.set(p.identity, p.endpointLabels);
     const index = new LabelIndex(identityLabels);
+    this.labelIndex = index;
     for (const u of units) {
       if (u.subject.type === 'pods') {
         for (const id of index.resolve(u.subject.selector)) push(this.unitsByIdentity, id, u);

@@ -1,0 +1,101 @@
+// The `trellis` command: parses arguments and hands each subcommand to the layers below.
+import { Command, CommanderError, Option } from 'commander';
+import { formatDiagnostic } from '../resources/diagnostics.ts';
+import { lintPolicies } from '../policy/lint.ts';
+import { CliError } from './cli-error.ts';
+import { onceStdin, processIo, type Io } from './io.ts';
+import { loadCluster, loadResources } from './load-cluster.ts';
+import { runCheck, type CheckOptions } from './policy-check.ts';
+import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** Runs the CLI and returns the exit code: 0 success, 1 findings (lint --strict), 2 bad input or usage. */
+export async function main(argv: readonly string[], baseIo: Io = processIo): Promise<number> {
+  const io = onceStdin(baseIo);
+  let code = 0;
+  const program = new Command('trellis')
+    .description('Trellis: a service mesh for Kubernetes with gRPC as a first-class citizen')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const fileOption = (): Option => new Option('-f, --file <path>', 'manifest file, directory (recursive) or - for stdin; repeatable').argParser(collect).makeOptionMandatory();
+
+  program
+    .command('validate')
+    .description('validate manifests and report every error with file:line:column')
+    .addOption(fileOption())
+    .action((o: { file: string[] }) => {
+      const { resources, diagnostics } = loadResources(o.file, io);
+      const warnings = diagnostics.filter((d) => d.severity === 'warning').length;
+      io.out(`${resources.length} object(s) valid${warnings ? `, ${warnings} warning(s)` : ''}`);
+    });
+
+  const policy = program.command('policy').description('answer offline what may talk to what, and why');
+
+  policy
+    .command('check')
+    .description('decide one flow (or a batch with --flows) and name the rule that decides it')
+    .addOption(fileOption())
+    .option('--from <src>', 'source: namespace/pod, pod (namespace default), workload name, or IP')
+    .option('--to <dst>', 'destination: namespace/pod, pod, workload name, or IP')
+    .option('--port <n>', 'destination port')
+    .option('--protocol <p>', 'TCP, UDP or SCTP', 'TCP')
+    .option('--http-method <m>', 'HTTP method (for L7 rules)')
+    .option('--http-path <p>', 'HTTP path; a gRPC call is /package.Service/Method')
+    .option('--http-host <h>', 'HTTP host (authority)')
+    .option('--http-header <k=v>', 'HTTP header; repeatable', collect)
+    .option('--enforcement-mode <m>', 'Cilium policy enforcement mode: default, always or never', 'default')
+    .option('--flows <file>', 'JSON-lines batch of flows (or - for stdin) instead of --from/--to/--port')
+    .option('-o, --output <fmt>', 'text, json or yaml', 'text')
+    .action((o: CheckOptions) => {
+      code = runCheck(o, io);
+    });
+
+  policy
+    .command('matrix')
+    .description('reachability truth table of every pod pair on one port')
+    .addOption(fileOption())
+    .option('--port <n>', 'destination port', '80')
+    .option('--protocol <p>', 'TCP, UDP or SCTP', 'TCP')
+    .option('-n, --namespace <ns>', 'only pods of these namespaces; repeatable', collect)
+    .option('-A, --all-namespaces', 'pods of every namespace (the default)')
+    .option('--enforcement-mode <m>', 'default, always or never', 'default')
+    .option('-o, --output <fmt>', 'text or json', 'text')
+    .action((o: MatrixOptions) => {
+      code = runMatrix(o, io);
+    });
+
+  policy
+    .command('lint')
+    .description('warn about policies that are valid but almost certainly wrong')
+    .addOption(fileOption())
+    .option('--strict', 'exit with status 1 when there are warnings')
+    .action((o: { file: string[]; strict?: boolean }) => {
+      const loaded = loadCluster(o.file, io);
+      const findings = lintPolicies(loaded.engine);
+      for (const f of findings) io.out(formatDiagnostic(f));
+      io.err(`${findings.length} finding(s) in ${loaded.engine.units.length} policy rule set(s)`);
+      if (o.strict && findings.length > 0) code = 1;
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are not errors; every usage mistake is bad input.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof CliError) {
+      io.err(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof Error && e.message.startsWith('standard input')) {
+      io.err(`error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
