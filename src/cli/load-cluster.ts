@@ -17,7 +17,7 @@ export interface Loaded {
 
 /** Reads and validates; on any error prints every diagnostic and throws (exit 2). Warnings go to stderr. */
 export function loadResources(paths: readonly string[], io: Io): { resources: Resource[]; diagnostics: Diagnostic[] } {
-  const sources = readInputs(paths, io.readStdin);
+  const sources = readInputs(paths, () => io.readStdin());
   const { resources, diagnostics } = loadManifests(sources);
   for (const d of diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) {

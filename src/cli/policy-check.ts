@@ -123,7 +123,7 @@ function parseFlows(loaded: Loaded, text: string, name: string): FlowQuery[] {
         from: resolve(loaded, endpointRef(o.from, 'from'), 'from'),
         to: resolve(loaded, endpointRef(o.to, 'to'), 'to'),
         port: parsePort(o.port, 'port'),
-        protocol: parseProtocol(o.protocol === undefined ? undefined : String(o.protocol)),
+        protocol: parseProtocol(o.protocol === undefined ? undefined : typeof o.protocol === 'string' ? o.protocol : JSON.stringify(o.protocol)),
       };
       if (o.http !== undefined) q.http = httpRef(o.http);
       out.push(q);

@@ -8,8 +8,10 @@ export function unitFromNetworkPolicy(np: NetworkPolicy, nextUnitId: number, nex
   const ns = np.metadata.namespace ?? 'default';
   const ref: PolicyRef = { kind: 'NetworkPolicy', namespace: ns, name: np.metadata.name, origin: np.origin, path: ['spec'] };
   const inNamespace: Requirement = { space: 'k8s', key: NAMESPACE_LABEL, op: 'In', values: [ns] };
-  // policyTypes, when absent, is inferred: Ingress always, Egress only if the policy has egress rules.
-  const types = np.spec.policyTypes ?? (np.spec.egress && np.spec.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress']);
+  // policyTypes, when absent or empty, is inferred: Ingress always, Egress only if the policy has egress
+  // rules (the API server's SetDefaults_NetworkPolicy tests the length, so `[]` counts as absent).
+  const written = np.spec.policyTypes;
+  const types = written && written.length > 0 ? written : np.spec.egress && np.spec.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
   const unit: PolicyUnit = {
     id: nextUnitId,
     ref,

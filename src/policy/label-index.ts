@@ -21,7 +21,7 @@ export class LabelIndex {
       this.views.push({ k8s: labels, reserved: NO_RESERVED });
       for (const [k, v] of Object.entries(labels)) {
         let byValue = this.postings.get(k);
-        if (!byValue) this.postings.set(k, (byValue = new Map()));
+        if (!byValue) this.postings.set(k, (byValue = new Map<string, number[]>()));
         let list = byValue.get(v);
         if (!list) byValue.set(v, (list = []));
         list.push(pos);
