@@ -56,7 +56,7 @@ export class Checker {
       this.error(path, `must be a list, not ${describe(v)}`, 'invalid-type');
       return undefined;
     }
-    return v;
+    return v as unknown[];
   }
 
   string(v: unknown, path: FieldPath, required = false): string | undefined {

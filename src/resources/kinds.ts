@@ -53,7 +53,7 @@ export interface PodSpec {
   containers: { name: string; ports: ContainerPort[] }[];
 }
 
-export interface Namespace extends Base<'Namespace'> {}
+export type Namespace = Base<'Namespace'>;
 
 export interface Node extends Base<'Node'> {
   addresses: string[];
@@ -81,6 +81,8 @@ export interface ServicePort {
   port: number;
   targetPort: number | string;
   nodePort?: number;
+  /** The application protocol (e.g. `http`, `grpc`, `kubernetes.io/h2c`), when given. */
+  appProtocol?: string;
 }
 
 export interface Service extends Base<'Service'> {

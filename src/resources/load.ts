@@ -28,6 +28,8 @@ const KINDS: Record<string, readonly string[]> = {
   CiliumClusterwideNetworkPolicy: ['cilium.io/v2'],
 };
 
+const NAMESPACED = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'NetworkPolicy', 'CiliumNetworkPolicy']);
+
 /** Kinds that commonly appear next to these and are skipped silently (they carry no connectivity). */
 const QUIET_KINDS = new Set(['ConfigMap', 'Secret', 'ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
 
@@ -40,7 +42,9 @@ export function loadManifests(sources: readonly SourceText[]): LoadResult {
     diagnostics.push(...parsed.diagnostics);
     for (const raw of parsed.objects) {
       for (const obj of expandLists(raw, diagnostics)) {
+        const start = diagnostics.length;
         const r = readObject(obj, diagnostics);
+        sortByLocation(diagnostics, start);
         if (!r) continue;
         const key = resourceName(r.kind, r.metadata);
         const prev = seen.get(key);
@@ -58,14 +62,23 @@ export function loadManifests(sources: readonly SourceText[]): LoadResult {
   return { resources, diagnostics };
 }
 
+/** Puts one object's diagnostics in input order (checks run field by field, not line by line). The sort is stable. */
+function sortByLocation(diagnostics: Diagnostic[], start: number): void {
+  const mine = diagnostics.slice(start);
+  mine.sort((a, b) => (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.column ?? 0) - (b.location?.column ?? 0));
+  diagnostics.splice(start, mine.length, ...mine);
+}
+
 /** `kind: List` (and `*List` kinds from kubectl) hold their objects in `items`. */
 function* expandLists(raw: RawObject, diagnostics: Diagnostic[]): Generator<RawObject> {
   const d = raw.data;
   if (d !== null && typeof d === 'object' && !Array.isArray(d)) {
     const o = d as Json;
-    if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) {
-      for (let i = 0; i < o.items.length; i++) {
-        yield* expandLists({ data: o.items[i], file: raw.file, locate: subLocator(raw.locate, ['items', i]) }, diagnostics);
+    // `kubectl get` prints `items: []` for no objects; a List without items is an empty list, not an unknown kind.
+    if (typeof o.kind === 'string' && o.kind.endsWith('List') && (Array.isArray(o.items) || o.items === undefined || o.items === null)) {
+      const items = Array.isArray(o.items) ? o.items : [];
+      for (let i = 0; i < items.length; i++) {
+        yield* expandLists({ data: items[i], file: raw.file, locate: subLocator(raw.locate, ['items', i]) }, diagnostics);
       }
       return;
     }
@@ -85,9 +98,12 @@ function readObject(raw: RawObject, diagnostics: Diagnostic[]): Resource | undef
   const kind = c.string(o.kind, ['kind'], true);
   const apiVersion = c.string(o.apiVersion, ['apiVersion'], true);
   if (kind === undefined || apiVersion === undefined) return undefined;
-  const meta = (o.metadata ?? {}) as Json;
-  c.resource = resourceName(kind, { name: String(meta.name ?? '<unnamed>'), ...(typeof meta.namespace === 'string' ? { namespace: meta.namespace } : {}) });
+  const meta = (o.metadata !== null && typeof o.metadata === 'object' && !Array.isArray(o.metadata) ? o.metadata : {}) as Json;
   const groups = KINDS[kind];
+  // Diagnostics name the object as the API would: namespaced kinds without a namespace are in `default`.
+  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : groups && NAMESPACED.has(kind) ? 'default' : undefined;
+  const name = typeof meta.name === 'string' && meta.name !== '' ? meta.name : '<unnamed>';
+  c.resource = resourceName(kind, { name, ...(namespace !== undefined && (!groups || NAMESPACED.has(kind)) ? { namespace } : {}) });
   if (!groups) {
     if (!QUIET_KINDS.has(kind)) c.warn(['kind'], `unknown kind ${apiVersion}/${kind}: skipped`, 'unknown-kind');
     return undefined;

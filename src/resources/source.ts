@@ -36,21 +36,31 @@ export function parseSource(src: SourceText): ParsedSource {
   for (const doc of Array.isArray(docs) ? docs : []) {
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
+        const duplicate = e.code === 'DUPLICATE_KEY';
         diagnostics.push({
           severity: 'error',
-          code: 'syntax',
-          message: firstLine(e.message),
+          code: duplicate ? 'duplicate-key' : 'syntax',
+          message: duplicate ? duplicateKeyMessage(src.text, e.pos) : firstLine(e.message),
           location: toLocation(e.pos[0]),
         });
       }
       continue;
     }
     const root = doc.contents;
-    if (root === null) continue; // empty document between `---` separators
+    // An empty document (between `---` separators, or holding only comments) has no contents or a null scalar.
+    if (root === null || (isScalar(root) && root.value === null)) continue;
     const data: unknown = doc.toJS({ maxAliasCount: 1000 });
-    objects.push({ data, file: src.name, locate: makeLocator(root as Node, toLocation) });
+    objects.push({ data, file: src.name, locate: makeLocator(root, toLocation) });
   }
   return { objects, diagnostics };
+}
+
+function duplicateKeyMessage(text: string, pos: [number, number]): string {
+  // The error points at the start of the repeated key; read the key itself (plain or quoted).
+  const rest = text.slice(pos[0], pos[0] + 200);
+  const m = /^"((?:[^"\\\n]|\\.)*)"|^'((?:[^'\n]|'')*)'|^([^:\n,{}[\]]*?)\s*:(?:\s|$)/.exec(rest);
+  const key = m ? (m[1] ?? m[2]?.replace(/''/g, "'") ?? m[3] ?? '') : '';
+  return key !== '' ? `duplicate key "${key}" (map keys must be unique)` : 'duplicate key (map keys must be unique)';
 }
 
 function firstLine(s: string): string {

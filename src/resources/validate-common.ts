@@ -98,7 +98,8 @@ export function labelSelector(c: Checker, v: unknown, path: FieldPath, opts: { c
     }
     const op = c.string(eo.operator, [...ep, 'operator'], true);
     if (op !== undefined && !(OPERATORS as readonly string[]).includes(op)) {
-      c.error([...ep, 'operator'], `must be one of ${OPERATORS.join(', ')}`);
+      const fix = OPERATORS.find((x) => x.toLowerCase() === op.toLowerCase());
+      c.error([...ep, 'operator'], `"${op}" is not a valid selector operator; must be one of ${OPERATORS.join(', ')}${fix ? ` (operators are case-sensitive: ${fix})` : ''}`);
     }
     const values = (c.array(eo.values, [...ep, 'values']) ?? []).map((x, j) => {
       const s = c.string(x, [...ep, 'values', j], true) ?? '';
@@ -107,10 +108,10 @@ export function labelSelector(c: Checker, v: unknown, path: FieldPath, opts: { c
       return s;
     });
     if ((op === 'In' || op === 'NotIn') && values.length === 0) {
-      c.error([...ep, 'values'], `must be non-empty when operator is ${op}`, 'required');
+      c.error(eo.values === undefined || eo.values === null ? ep : [...ep, 'values'], `values must be specified when operator is ${op}`, 'required');
     }
     if ((op === 'Exists' || op === 'DoesNotExist') && values.length > 0) {
-      c.error([...ep, 'values'], `must be empty when operator is ${op}`);
+      c.error([...ep, 'values'], `may not be specified when operator is ${op}`, 'invalid-value', 'key');
     }
     if (key !== undefined && op !== undefined && (OPERATORS as readonly string[]).includes(op)) {
       const req: SelectorRequirement = { key, operator: op as SelectorOperator, values };
@@ -133,10 +134,14 @@ export function protocol(c: Checker, v: unknown, path: FieldPath): Protocol {
 
 /** `metadata`: name (required), namespace for namespaced kinds (default `default`), labels, annotations. */
 export function objectMeta(c: Checker, obj: Json, namespaced: boolean, kind: string): ObjectMeta | undefined {
+  // Without usable metadata the rest of the object is still validated, so every error is reported at once.
   const m = c.object(obj.metadata, ['metadata'], true);
-  if (!m) return undefined;
+  if (!m) return { name: '', ...(namespaced ? { namespace: 'default' } : {}), labels: {}, annotations: {} };
   const name = c.string(m.name, ['metadata', 'name']) ?? '';
-  if (name === '') c.error(['metadata', 'name'], 'is required', 'required');
+  if (name === '' && (m.name === undefined || m.name === null || m.name === '')) {
+    if (typeof m.generateName === 'string') c.error(['metadata', 'generateName'], 'generateName is not supported: give the object a name', 'required', 'key');
+    else c.error(['metadata', 'name'], 'is required', 'required', m.name === undefined ? 'value' : 'key');
+  }
   const meta: ObjectMeta = { name, labels: {}, annotations: {} };
   if (namespaced) {
     const ns = c.string(m.namespace, ['metadata', 'namespace']) ?? 'default';

@@ -1,6 +1,7 @@
 // Validation of the core and workload kinds: Namespace, Node, Pod, Deployment/ReplicaSet/StatefulSet/DaemonSet, Service.
 // These kinds are read leniently (fields Trellis does not use are ignored), so `kubectl get -o yaml` output loads as is.
 import type { Checker, Json } from './checker.ts';
+import { formatPath } from './diagnostics.ts';
 import type { ContainerPort, Namespace, Node, Origin, Pod, PodSpec, Service, ServicePort, ServiceType, Workload, WorkloadKind } from './kinds.ts';
 import { isCidrError, parseCidr, parseIp } from './net.ts';
 import { labelMap, labelSelector, objectMeta, portNameProblem, protocol } from './validate-common.ts';
@@ -49,7 +50,9 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
   };
   const nodeName = c.string(spec.nodeName, [...path, 'nodeName']);
   if (nodeName) out.nodeName = nodeName;
-  const seen = new Map<string, number>();
+  // A port name repeated inside one container is an API error; across containers the API only warns
+  // (services and probes that refer to the name use the first one).
+  const seen = new Map<string, string>();
   for (const listName of ['containers', 'initContainers'] as const) {
     (c.array(spec[listName], [...path, listName]) ?? []).forEach((ct, i) => {
       if (listName === 'initContainers') return; // init containers serve no ports
@@ -58,6 +61,7 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
       if (!co) return;
       const name = c.string(co.name, [...cp, 'name']) ?? `container-${i}`;
       const ports: ContainerPort[] = [];
+      const own = new Set<string>();
       (c.array(co.ports, [...cp, 'ports']) ?? []).forEach((p, j) => {
         const pp = [...cp, 'ports', j];
         const po = c.object(p, pp);
@@ -68,8 +72,11 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
         if (pname !== undefined) {
           const prob = portNameProblem(pname);
           if (prob) c.error([...pp, 'name'], prob, 'invalid-port-name');
-          if (seen.has(pname)) c.error([...pp, 'name'], `duplicate port name "${pname}" in this pod`, 'duplicate');
-          seen.set(pname, containerPort ?? 0);
+          const first = seen.get(pname);
+          if (own.has(pname)) c.error([...pp, 'name'], `duplicate port name "${pname}" in this container`, 'duplicate');
+          else if (first !== undefined) c.warn([...pp, 'name'], `duplicate port name "${pname}" (also ${first}); services and probes that select ports by name will use ${first}`, 'duplicate');
+          else seen.set(pname, formatPath(pp));
+          own.add(pname);
           port.name = pname;
         }
         if (containerPort !== undefined) ports.push(port);
@@ -169,6 +176,8 @@ export function readService(c: Checker, obj: Json, origin: Origin): Service | un
     } else if (po.targetPort !== undefined) {
       sp.targetPort = c.integer(po.targetPort, [...pp, 'targetPort'], 1, 65535) ?? sp.targetPort;
     }
+    const appProtocol = c.string(po.appProtocol, [...pp, 'appProtocol']);
+    if (appProtocol) sp.appProtocol = appProtocol;
     if (po.nodePort !== undefined && po.nodePort !== null) {
       if (type !== 'NodePort' && type !== 'LoadBalancer') c.error([...pp, 'nodePort'], 'may only be set when type is NodePort or LoadBalancer');
       const np = c.integer(po.nodePort, [...pp, 'nodePort'], 1, 65535);

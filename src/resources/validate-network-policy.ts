@@ -1,5 +1,5 @@
 // Validation of networking.k8s.io/v1 NetworkPolicy, following the API server's own rules (ValidateNetworkPolicy).
-import type { Checker, Json } from './checker.ts';
+import { describe, type Checker, type Json } from './checker.ts';
 import type { FieldPath, IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicyRule, Origin } from './kinds.ts';
 import { cidrWithin, isCidrError, parseCidr } from './net.ts';
 import { labelSelector, objectMeta, portNameProblem, protocol } from './validate-common.ts';
@@ -7,15 +7,20 @@ import { labelSelector, objectMeta, portNameProblem, protocol } from './validate
 export function readNetworkPolicy(c: Checker, obj: Json, origin: Origin): NetworkPolicy | undefined {
   const metadata = objectMeta(c, obj, true, 'NetworkPolicy');
   if (!metadata) return undefined;
+  c.knownFields(obj, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
   const spec = c.object(obj.spec, ['spec'], true) ?? {};
   c.knownFields(spec, ['spec'], ['podSelector', 'policyTypes', 'ingress', 'egress']);
   const out: NetworkPolicy['spec'] = { podSelector: labelSelector(c, spec.podSelector, ['spec', 'podSelector']) };
   const types = c.array(spec.policyTypes, ['spec', 'policyTypes']);
   if (types) {
     out.policyTypes = [];
+    // The API server allows at most two entries, each Ingress or Egress (a repeated value is accepted).
+    if (types.length > 2) c.error(['spec', 'policyTypes'], `may not specify more than two policyTypes (found ${types.length})`);
     types.forEach((t, i) => {
-      if (t !== 'Ingress' && t !== 'Egress') c.error(['spec', 'policyTypes', i], 'must be Ingress or Egress');
-      else if (out.policyTypes?.includes(t)) c.error(['spec', 'policyTypes', i], `duplicate value "${t}"`, 'duplicate');
+      if (t !== 'Ingress' && t !== 'Egress') {
+        const fix = typeof t === 'string' ? ['Ingress', 'Egress'].find((x) => x.toLowerCase() === t.toLowerCase()) : undefined;
+        c.error(['spec', 'policyTypes', i], `must be Ingress or Egress, not ${typeof t === 'string' ? `"${t}"` : describe(t)}${fix ? ` (values are case-sensitive: ${fix})` : ''}`);
+      } else if (out.policyTypes?.includes(t)) c.warn(['spec', 'policyTypes', i], `"${t}" is listed twice`, 'duplicate');
       else out.policyTypes?.push(t);
     });
   }
@@ -64,11 +69,17 @@ function ipBlock(c: Checker, v: unknown, path: FieldPath): IpBlock | undefined {
   c.knownFields(o, path, ['cidr', 'except']);
   const text = c.string(o.cidr, [...path, 'cidr'], true);
   if (text === undefined) return undefined;
+  if (text === '') {
+    c.error([...path, 'cidr'], 'is required', 'required');
+    return undefined;
+  }
   const cidr = parseCidr(text);
   if (isCidrError(cidr)) {
     c.error([...path, 'cidr'], cidr.error, 'invalid-cidr');
     return undefined;
   }
+  // The API server accepts host bits (it masks them); say what the block really is.
+  if (isCidrError(parseCidr(text, true))) c.warn([...path, 'cidr'], `has host bits set; it means ${cidr.text}`, 'host-bits');
   const except: string[] = [];
   (c.array(o.except, [...path, 'except']) ?? []).forEach((e, i) => {
     const ep = [...path, 'except', i];
@@ -76,7 +87,7 @@ function ipBlock(c: Checker, v: unknown, path: FieldPath): IpBlock | undefined {
     if (s === undefined) return;
     const ex = parseCidr(s);
     if (isCidrError(ex)) c.error(ep, ex.error, 'invalid-cidr');
-    else if (!cidrWithin(ex, cidr) || ex.prefix === cidr.prefix) c.error(ep, `must be a strict subset of cidr ${cidr.text}`, 'invalid-cidr');
+    else if (!cidrWithin(ex, cidr) || ex.prefix === cidr.prefix) c.error(ep, `${ex.text} is not a strict subset of cidr ${cidr.text}`, 'invalid-cidr');
     else except.push(ex.text);
   });
   return { cidr: cidr.text, except };
@@ -100,8 +111,8 @@ function port(c: Checker, v: unknown, path: FieldPath): NetworkPolicyPort {
   } else if (p !== undefined && p !== null) c.error([...path, 'port'], 'must be 1-65535 or an IANA port name');
   if (o.endPort !== undefined && o.endPort !== null) {
     const end = c.integer(o.endPort, [...path, 'endPort'], 1, 65535);
-    if (p === undefined || p === null) c.error([...path, 'endPort'], 'may only be set together with a numeric port', 'invalid-value', 'key');
-    else if (typeof p === 'string') c.error([...path, 'endPort'], 'may not be set when port is a named port', 'invalid-value', 'key');
+    if (p === undefined || p === null) c.error([...path, 'endPort'], 'may not be specified when port is not specified', 'invalid-value', 'key');
+    else if (typeof p === 'string') c.error([...path, 'endPort'], 'may not be specified when port is non-numeric (a named port)', 'invalid-value', 'key');
     else if (end !== undefined && typeof out.port === 'number' && end < out.port) {
       c.error([...path, 'endPort'], `must be greater than or equal to port (${out.port})`);
     } else if (end !== undefined) out.endPort = end;
