@@ -1,4 +1,6 @@
 // Typed objects for the Kubernetes and Cilium kinds Trellis reads, as validation hands them to the layers above.
+import type { SecurityResource } from './kinds-security.ts';
+import type { TrafficResource } from './kinds-traffic.ts';
 import type { Locator } from './source.ts';
 
 export type FieldPath = readonly (string | number)[];
@@ -217,7 +219,9 @@ export type Resource =
   | Workload
   | Service
   | NetworkPolicy
-  | CiliumNetworkPolicy;
+  | CiliumNetworkPolicy
+  | SecurityResource
+  | TrafficResource;
 
 export type ResourceKind = Resource['kind'];
 

@@ -6,12 +6,22 @@ import { parseSource, subLocator, type RawObject, type SourceText } from './sour
 import { readCiliumPolicy } from './validate-cilium.ts';
 import { readNamespace, readNode, readPod, readService, readWorkload } from './validate-core.ts';
 import { readNetworkPolicy } from './validate-network-policy.ts';
+import { readAuthorizationPolicy } from './validate-authorization-policy.ts';
+import { readPeerAuthentication, readRequestAuthentication } from './validate-authentication.ts';
+import { readDestinationRule } from './validate-destination-rule.ts';
+import { readGatewayApiGateway, readGrpcRoute, readHttpRoute } from './validate-gateway-api.ts';
+import { readIngress } from './validate-ingress.ts';
+import { readIstioGateway } from './validate-istio-gateway.ts';
+import { readServiceEntry } from './validate-service-entry.ts';
+import { readVirtualService } from './validate-virtual-service.ts';
 
 export interface LoadResult {
   resources: Resource[];
   /** Every error and warning, in input order. The input is usable only when none is an error. */
   diagnostics: Diagnostic[];
 }
+
+const ISTIO_NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
 
 /** The API groups each kind may come from (`v1` is the core group). */
 const KINDS: Record<string, readonly string[]> = {
@@ -26,9 +36,22 @@ const KINDS: Record<string, readonly string[]> = {
   NetworkPolicy: ['networking.k8s.io/v1'],
   CiliumNetworkPolicy: ['cilium.io/v2'],
   CiliumClusterwideNetworkPolicy: ['cilium.io/v2'],
+  AuthorizationPolicy: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
+  PeerAuthentication: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
+  RequestAuthentication: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
+  VirtualService: ISTIO_NETWORKING,
+  DestinationRule: ISTIO_NETWORKING,
+  ServiceEntry: ISTIO_NETWORKING,
+  // Two API groups have a Gateway kind; readObject dispatches on the group.
+  Gateway: [...ISTIO_NETWORKING, 'gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  Ingress: ['networking.k8s.io/v1'],
+  HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  GRPCRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
 };
 
 const NAMESPACED = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'NetworkPolicy', 'CiliumNetworkPolicy']);
+for (const k of ['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']) NAMESPACED.add(k);
+for (const k of ['VirtualService', 'DestinationRule', 'ServiceEntry', 'Gateway', 'Ingress', 'HTTPRoute', 'GRPCRoute']) NAMESPACED.add(k);
 
 /** Kinds that commonly appear next to these and are skipped silently (they carry no connectivity). */
 const QUIET_KINDS = new Set(['ConfigMap', 'Secret', 'ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
@@ -46,11 +69,12 @@ export function loadManifests(sources: readonly SourceText[]): LoadResult {
         const r = readObject(obj, diagnostics);
         sortByLocation(diagnostics, start);
         if (!r) continue;
-        const key = resourceName(r.kind, r.metadata);
+        // Istio and Gateway API both have a Gateway kind: the API group is part of an object's identity.
+        const key = r.kind === 'Gateway' ? `${r.group} ${resourceName(r.kind, r.metadata)}` : resourceName(r.kind, r.metadata);
         const prev = seen.get(key);
         if (prev) {
           const at = prev.origin.locate(['metadata', 'name']);
-          const c = new Checker(r.origin, diagnostics, key);
+          const c = new Checker(r.origin, diagnostics, resourceName(r.kind, r.metadata));
           c.error(['metadata', 'name'], `duplicate object; first defined at ${at.file}:${at.line}:${at.column}`, 'duplicate');
           continue;
         }
@@ -133,6 +157,36 @@ function readObject(raw: RawObject, diagnostics: Diagnostic[]): Resource | undef
     case 'CiliumNetworkPolicy':
     case 'CiliumClusterwideNetworkPolicy':
       r = readCiliumPolicy(c, o, origin, kind);
+      break;
+    case 'AuthorizationPolicy':
+      r = readAuthorizationPolicy(c, o, origin);
+      break;
+    case 'PeerAuthentication':
+      r = readPeerAuthentication(c, o, origin);
+      break;
+    case 'RequestAuthentication':
+      r = readRequestAuthentication(c, o, origin);
+      break;
+    case 'VirtualService':
+      r = readVirtualService(c, o, origin);
+      break;
+    case 'DestinationRule':
+      r = readDestinationRule(c, o, origin);
+      break;
+    case 'ServiceEntry':
+      r = readServiceEntry(c, o, origin);
+      break;
+    case 'Gateway':
+      r = apiVersion.startsWith('gateway.networking.k8s.io/') ? readGatewayApiGateway(c, o, origin) : readIstioGateway(c, o, origin);
+      break;
+    case 'Ingress':
+      r = readIngress(c, o, origin);
+      break;
+    case 'HTTPRoute':
+      r = readHttpRoute(c, o, origin);
+      break;
+    case 'GRPCRoute':
+      r = readGrpcRoute(c, o, origin);
       break;
     default:
       r = readWorkload(c, o, origin, kind as WorkloadKind);
