@@ -1,0 +1,327 @@
+// The ADS server: state-of-the-world and delta xDS v3 streams, following Envoy's xds_protocol rules —
+// versions and nonces per type, ACK/NACK by error_detail, wildcard only for LDS/CDS, every new name
+// answered, make-before-break ordering, and no resend when nothing changed.
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_INCLUDE_DIRS } from './protos.ts';
+import type { ResourceProvider, VersionedResource } from './resource-provider.ts';
+import { isKnownType, PUSH_ORDER, shortType, WILDCARD_TYPES, type TypeUrl } from './type-urls.ts';
+import { parseNode, type XdsNode } from './xds-node.ts';
+
+export type XdsEvent =
+  | { kind: 'connect' | 'disconnect'; node: XdsNode; stream: 'sotw' | 'delta' }
+  | { kind: 'push'; node: XdsNode; type: TypeUrl; version: string; resources: number; nonce: string }
+  | { kind: 'ack'; node: XdsNode; type: TypeUrl; version: string; nonce: string }
+  | { kind: 'nack'; node: XdsNode; type: TypeUrl; version: string; nonce: string; message: string };
+
+export interface AdsServerOptions {
+  provider: ResourceProvider;
+  onEvent?: (e: XdsEvent) => void;
+  /** Upper bound on names one stream may subscribe to per type (a bound on memory per client). */
+  maxNamesPerType?: number;
+}
+
+/** Per stream and type: what the client asked for, what it was sent, and what it acknowledged. */
+export interface TypeSyncState {
+  wildcard: boolean;
+  names: Set<string>;
+  /** name → version last sent (SotW) or known to the client (delta). */
+  sent: Map<string, string>;
+  sentVersion?: string;
+  nonce?: string;
+  ackedVersion?: string;
+  nack?: { version: string; nonce: string; message: string };
+  lastResources: VersionedResource[];
+}
+
+export interface StreamStatus {
+  node: XdsNode;
+  kind: 'sotw' | 'delta';
+  connectedAt: Date;
+  types: Map<TypeUrl, TypeSyncState>;
+}
+
+interface DiscoveryRequest {
+  version_info?: string;
+  node?: Parameters<typeof parseNode>[0];
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+interface DeltaDiscoveryRequest {
+  node?: Parameters<typeof parseNode>[0];
+  type_url?: string;
+  resource_names_subscribe?: string[];
+  resource_names_unsubscribe?: string[];
+  initial_resource_versions?: Record<string, string>;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+const DEFAULT_MAX_NAMES = 100_000;
+
+function loadAdsService(): grpc.ServiceDefinition {
+  const def = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+    includeDirs: PROTO_INCLUDE_DIRS,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: { service: grpc.ServiceDefinition } } } } } };
+  return pkg.envoy.service.discovery.v3.AggregatedDiscoveryService.service;
+}
+
+function versionOf(resources: readonly VersionedResource[]): string {
+  const h = createHash('sha256');
+  for (const r of resources) h.update(`${r.name}\0${r.version}\n`);
+  return h.digest('hex').slice(0, 16);
+}
+
+abstract class AdsStream {
+  node: XdsNode | undefined;
+  readonly types = new Map<TypeUrl, TypeSyncState>();
+  readonly connectedAt = new Date();
+  protected nonceCounter = 0;
+  constructor(protected readonly server: AdsServer) {}
+
+  protected state(type: TypeUrl): { s: TypeSyncState; first: boolean } {
+    const s = this.types.get(type);
+    if (s) return { s, first: false };
+    const fresh: TypeSyncState = { wildcard: false, names: new Set(), sent: new Map(), lastResources: [] };
+    this.types.set(type, fresh);
+    return { s: fresh, first: true };
+  }
+
+  /** Handles the nonce of a request: true when it answers our latest response (ACK or NACK). */
+  protected ackOrNack(type: TypeUrl, s: TypeSyncState, nonce: string | undefined, version: string, error: { message?: string } | null | undefined): 'fresh' | 'current' | 'stale' {
+    if (!nonce) return 'fresh';
+    if (nonce !== s.nonce) return 'stale';
+    const node = this.node as XdsNode;
+    if (error) {
+      const message = error.message ?? 'rejected';
+      s.nack = { version: s.sentVersion ?? '', nonce, message };
+      this.server.emit({ kind: 'nack', node, type, version: s.sentVersion ?? '', nonce, message });
+    } else {
+      s.ackedVersion = version;
+      s.nack = undefined;
+      this.server.emit({ kind: 'ack', node, type, version, nonce });
+    }
+    return 'current';
+  }
+
+  protected desired(type: TypeUrl, s: TypeSyncState): VersionedResource[] {
+    const node = this.node as XdsNode;
+    const p = this.server.provider;
+    if (s.wildcard) {
+      const all = p.list(node, type);
+      // Names asked for explicitly alongside a wildcard are served too.
+      const seen = new Set(all.map((r) => r.name));
+      for (const n of s.names) {
+        if (seen.has(n)) continue;
+        const r = p.get(node, type, n);
+        if (r) all.push(r);
+      }
+      return all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    const out: VersionedResource[] = [];
+    for (const n of [...s.names].sort()) {
+      const r = p.get(node, type, n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  protected nextNonce(): string {
+    return String(++this.nonceCounter);
+  }
+
+  abstract recompute(): void;
+}
+
+class SotwStream extends AdsStream {
+  constructor(server: AdsServer, private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>) {
+    super(server);
+  }
+
+  onRequest(req: DiscoveryRequest): void {
+    if (!this.node) {
+      this.node = parseNode(req.node);
+      this.server.emit({ kind: 'connect', node: this.node, stream: 'sotw' });
+    }
+    const type = req.type_url ?? '';
+    if (!isKnownType(type)) return; // unknown types get no answer, as Envoy's management servers do
+    const { s, first } = this.state(type);
+    const nonceState = this.ackOrNack(type, s, req.response_nonce, req.version_info ?? '', req.error_detail);
+    if (nonceState === 'stale') return; // a stale nonce is ignored (xds_protocol)
+    const names = (req.resource_names ?? []).slice(0, this.server.maxNamesPerType);
+    const explicitWildcard = names.includes('*');
+    // Legacy wildcard: an empty first request for LDS/CDS subscribes to everything, and stays so.
+    s.wildcard = WILDCARD_TYPES.has(type) && (explicitWildcard || (names.length === 0 && (first || s.wildcard)));
+    const before = s.names;
+    s.names = new Set(names.filter((n) => n !== '*'));
+    const added = [...s.names].some((n) => !before.has(n));
+    this.send(type, s, first || added);
+  }
+
+  private send(type: TypeUrl, s: TypeSyncState, force: boolean): void {
+    const resources = this.desired(type, s);
+    const version = versionOf(resources);
+    if (!force && version === s.sentVersion) return;
+    const nonce = this.nextNonce();
+    s.sentVersion = version;
+    s.nonce = nonce;
+    s.sent = new Map(resources.map((r) => [r.name, r.version]));
+    s.lastResources = resources;
+    this.call.write({ version_info: version, resources: resources.map((r) => r.resource), type_url: type, nonce, control_plane: { identifier: 'trellis' } });
+    this.server.emit({ kind: 'push', node: this.node as XdsNode, type, version, resources: resources.length, nonce });
+  }
+
+  recompute(): void {
+    if (!this.node) return;
+    for (const type of PUSH_ORDER) {
+      const s = this.types.get(type);
+      if (s) this.send(type, s, false);
+    }
+  }
+}
+
+class DeltaStream extends AdsStream {
+  constructor(server: AdsServer, private readonly call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, unknown>) {
+    super(server);
+  }
+
+  onRequest(req: DeltaDiscoveryRequest): void {
+    if (!this.node) {
+      this.node = parseNode(req.node);
+      this.server.emit({ kind: 'connect', node: this.node, stream: 'delta' });
+    }
+    const type = req.type_url ?? '';
+    if (!isKnownType(type)) return;
+    const { s, first } = this.state(type);
+    const nonceState = this.ackOrNack(type, s, req.response_nonce, s.sentVersion ?? '', req.error_detail);
+    if (nonceState === 'stale') return;
+    if (first) for (const [n, v] of Object.entries(req.initial_resource_versions ?? {})) s.sent.set(n, v);
+    const sub = req.resource_names_subscribe ?? [];
+    const unsub = req.resource_names_unsubscribe ?? [];
+    if (first && sub.length === 0 && WILDCARD_TYPES.has(type)) s.wildcard = true;
+    const forced = new Set<string>();
+    for (const n of sub) {
+      if (n === '*') {
+        if (WILDCARD_TYPES.has(type)) s.wildcard = true;
+        continue;
+      }
+      if (s.names.size >= this.server.maxNamesPerType) break;
+      if (!s.names.has(n)) forced.add(n);
+      s.names.add(n);
+    }
+    for (const n of unsub) {
+      if (n === '*') s.wildcard = false;
+      s.names.delete(n);
+      s.sent.delete(n);
+    }
+    if (req.response_nonce && nonceState === 'current' && sub.length === 0 && unsub.length === 0 && !first) return; // a plain ACK/NACK
+    this.send(type, s, forced, first);
+  }
+
+  private send(type: TypeUrl, s: TypeSyncState, forced: ReadonlySet<string>, first: boolean): void {
+    const resources = this.desired(type, s);
+    const desiredNames = new Set(resources.map((r) => r.name));
+    const changed = resources.filter((r) => s.sent.get(r.name) !== r.version || forced.has(r.name));
+    const removed = [...s.sent.keys()].filter((n) => !desiredNames.has(n));
+    // A newly subscribed name that does not exist is answered too: as removed.
+    for (const n of forced) if (!desiredNames.has(n) && !removed.includes(n)) removed.push(n);
+    if (changed.length === 0 && removed.length === 0 && !first) return;
+    const nonce = this.nextNonce();
+    const version = versionOf(resources);
+    s.sentVersion = version;
+    s.nonce = nonce;
+    for (const r of changed) s.sent.set(r.name, r.version);
+    for (const n of removed) s.sent.delete(n);
+    s.lastResources = resources;
+    this.call.write({
+      system_version_info: version,
+      resources: changed.map((r) => ({ name: r.name, version: r.version, resource: r.resource })),
+      type_url: type,
+      removed_resources: removed,
+      nonce,
+    });
+    this.server.emit({ kind: 'push', node: this.node as XdsNode, type, version, resources: changed.length, nonce });
+  }
+
+  recompute(): void {
+    if (!this.node) return;
+    for (const type of PUSH_ORDER) {
+      const s = this.types.get(type);
+      if (s) this.send(type, s, new Set(), false);
+    }
+  }
+}
+
+export class AdsServer {
+  readonly provider: ResourceProvider;
+  readonly maxNamesPerType: number;
+  private readonly streams = new Set<AdsStream>();
+  private readonly onEvent: ((e: XdsEvent) => void) | undefined;
+
+  constructor(opts: AdsServerOptions) {
+    this.provider = opts.provider;
+    this.onEvent = opts.onEvent;
+    this.maxNamesPerType = opts.maxNamesPerType ?? DEFAULT_MAX_NAMES;
+  }
+
+  emit(e: XdsEvent): void {
+    this.onEvent?.(e);
+  }
+
+  /** Registers StreamAggregatedResources and DeltaAggregatedResources on a gRPC server. */
+  register(server: grpc.Server): void {
+    server.addService(loadAdsService(), {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>) => {
+        const s = new SotwStream(this, call);
+        this.attach(s, call, (r: DiscoveryRequest) => s.onRequest(r), 'sotw');
+      },
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, unknown>) => {
+        const s = new DeltaStream(this, call);
+        this.attach(s, call, (r: DeltaDiscoveryRequest) => s.onRequest(r), 'delta');
+      },
+    });
+  }
+
+  private attach<T>(s: AdsStream, call: grpc.ServerDuplexStream<T, unknown>, onRequest: (r: T) => void, kind: 'sotw' | 'delta'): void {
+    this.streams.add(s);
+    call.on('data', (r: T) => {
+      try {
+        onRequest(r);
+      } catch (e) {
+        call.destroy(e as Error);
+      }
+    });
+    const done = (): void => {
+      if (!this.streams.delete(s)) return;
+      if (s.node) this.emit({ kind: 'disconnect', node: s.node, stream: kind });
+    };
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  }
+
+  /** Recomputes every stream after a change; only what differs from what a client has is sent. */
+  push(): void {
+    for (const s of this.streams) s.recompute();
+  }
+
+  status(): StreamStatus[] {
+    return [...this.streams].filter((s) => s.node).map((s) => ({ node: s.node as XdsNode, kind: s instanceof DeltaStream ? 'delta' : 'sotw', connectedAt: s.connectedAt, types: s.types }));
+  }
+}
+
+export { shortType };

@@ -1,0 +1,106 @@
+// Serves the routing model over xDS: resolves the names each node asks for (namespace-local aliases, per-client
+// route variants for sourceLabels), encodes each resource once per change, and versions it by content.
+import { createHash } from 'node:crypto';
+import type { ClusterSpec, EndpointSet, Route, RouteConfig, RoutingModel, ServiceListener } from '../routing/model.ts';
+import { cluster, clientListener, clusterLoadAssignment, routeConfiguration } from './envoy-resources.ts';
+import { encodeAny } from './protos.ts';
+import type { ResourceProvider, VersionedResource } from './resource-provider.ts';
+import { TYPE, type TypeUrl } from './type-urls.ts';
+import type { XdsNode } from './xds-node.ts';
+
+interface CacheEntry {
+  epoch: number;
+  json: string;
+  resource: VersionedResource;
+}
+
+export class MeshResources implements ResourceProvider {
+  private epoch = 0;
+  private listeners = new Map<string, ServiceListener>();
+  private namespaceLocal = new Map<string, Map<string, ServiceListener>>();
+  private routeConfigs = new Map<string, RouteConfig>();
+  private clusters = new Map<string, ClusterSpec>();
+  private endpoints = new Map<string, EndpointSet>();
+  private canonicalListeners: string[] = [];
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(model?: RoutingModel) {
+    if (model) this.update(model);
+  }
+
+  /** Takes a new model. Resources whose content did not change keep their version. */
+  update(model: RoutingModel): void {
+    this.epoch++;
+    this.listeners = new Map();
+    this.namespaceLocal = new Map();
+    for (const l of model.listeners) {
+      this.listeners.set(l.name, l);
+      for (const a of l.aliases) if (!this.listeners.has(a)) this.listeners.set(a, l);
+      let local = this.namespaceLocal.get(l.namespace);
+      if (!local) this.namespaceLocal.set(l.namespace, (local = new Map<string, ServiceListener>()));
+      for (const a of l.namespaceLocalAliases) if (!local.has(a)) local.set(a, l);
+    }
+    this.canonicalListeners = model.listeners.map((l) => l.name).sort();
+    this.routeConfigs = new Map(model.routeConfigs.map((r) => [r.name, r]));
+    this.clusters = new Map(model.clusters.map((c) => [c.name, c]));
+    this.endpoints = new Map(model.endpoints.map((e) => [e.cluster, e]));
+    for (const [k, e] of this.cache) if (this.epoch - e.epoch > 1) this.cache.delete(k);
+  }
+
+  get(node: XdsNode, type: TypeUrl, name: string): VersionedResource | undefined {
+    switch (type) {
+      case TYPE.listener: {
+        const l = this.namespaceLocal.get(node.namespace)?.get(name) ?? this.listeners.get(name);
+        return l ? this.encoded(type, `${name}|${l.name}`, name, () => clientListener(name, l)) : undefined;
+      }
+      case TYPE.route: {
+        const rc = this.routeConfigs.get(name);
+        if (!rc) return undefined;
+        const filter = sourceFilter(rc, node);
+        return this.encoded(type, `${name}|${filter?.key ?? ''}`, name, () => routeConfiguration(rc, filter?.accepts));
+      }
+      case TYPE.cluster: {
+        const c = this.clusters.get(name);
+        return c ? this.encoded(type, name, name, () => cluster(c)) : undefined;
+      }
+      case TYPE.endpoint: {
+        const e = this.endpoints.get(name);
+        return e ? this.encoded(type, name, name, () => clusterLoadAssignment(e)) : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  list(node: XdsNode, type: TypeUrl): VersionedResource[] {
+    const names = type === TYPE.listener ? this.canonicalListeners : type === TYPE.cluster ? [...this.clusters.keys()].sort() : [];
+    return names.map((n) => this.get(node, type, n)).filter((r): r is VersionedResource => r !== undefined);
+  }
+
+  /** Builds a resource's object at most once per model; re-encodes only when its content changed. */
+  private encoded(type: TypeUrl, key: string, name: string, build: () => Record<string, unknown>): VersionedResource {
+    const cacheKey = `${type}\0${key}`;
+    const hit = this.cache.get(cacheKey);
+    if (hit && hit.epoch === this.epoch) return hit.resource;
+    const obj = build();
+    const json = JSON.stringify(obj);
+    if (hit && hit.json === json) {
+      hit.epoch = this.epoch;
+      return hit.resource;
+    }
+    const resource: VersionedResource = { name, version: createHash('sha256').update(json).digest('hex').slice(0, 16), resource: encodeAny(type, obj) };
+    this.cache.set(cacheKey, { epoch: this.epoch, json, resource });
+    return resource;
+  }
+}
+
+/** Routes with sourceLabels or sourceNamespace apply only to matching clients: one variant per distinct answer. */
+function sourceFilter(rc: RouteConfig, node: XdsNode): { key: string; accepts: (r: Route) => boolean } | undefined {
+  const conditional = rc.virtualHosts.flatMap((vh) => vh.routes).filter((r) => r.match.sourceLabels || r.match.sourceNamespace);
+  if (conditional.length === 0) return undefined;
+  const accepts = (r: Route): boolean => {
+    if (r.match.sourceNamespace && r.match.sourceNamespace !== node.namespace) return false;
+    for (const [k, v] of Object.entries(r.match.sourceLabels ?? {})) if (node.labels[k] !== v) return false;
+    return true;
+  };
+  return { key: conditional.map((r) => (accepts(r) ? '1' : '0')).join(''), accepts };
+}

@@ -1,0 +1,35 @@
+// The xDS v3 resource type URLs Trellis serves, and the order in which changes go out (make before break).
+
+export const TYPE = {
+  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+} as const;
+
+export type TypeUrl = (typeof TYPE)[keyof typeof TYPE];
+
+/** Clusters before their endpoints, both before the listeners and routes that refer to them (Envoy's xds_protocol). */
+export const PUSH_ORDER: readonly TypeUrl[] = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route];
+
+/** Only listeners and clusters may be requested by wildcard. */
+export const WILDCARD_TYPES: ReadonlySet<string> = new Set([TYPE.listener, TYPE.cluster]);
+
+export function isKnownType(t: string): t is TypeUrl {
+  return (PUSH_ORDER as readonly string[]).includes(t);
+}
+
+export function shortType(t: string): string {
+  switch (t) {
+    case TYPE.listener:
+      return 'LDS';
+    case TYPE.route:
+      return 'RDS';
+    case TYPE.cluster:
+      return 'CDS';
+    case TYPE.endpoint:
+      return 'EDS';
+    default:
+      return t.slice(t.lastIndexOf('.') + 1);
+  }
+}
