@@ -7,6 +7,15 @@ import { onceStdin, processIo, type Io } from './io.ts';
 import { loadCluster, loadResources } from './load-cluster.ts';
 import { runCheck, type CheckOptions } from './policy-check.ts';
 import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
+import { runControlPlane, runProxyConfig, runProxyStatus, type ControlPlaneCliOptions } from './control-plane-commands.ts';
+
+/** Resolves on SIGINT or SIGTERM. */
+function signalled(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -78,6 +87,39 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
       for (const f of findings) io.out(formatDiagnostic(f));
       io.err(`${findings.length} finding(s) in ${loaded.engine.units.length} policy rule set(s)`);
       if (o.strict && findings.length > 0) code = 1;
+    });
+
+  program
+    .command('control-plane')
+    .description('serve the mesh configuration over xDS (ADS), run the CA, and answer the admin API; applies manifest edits live')
+    .addOption(fileOption())
+    .option('--state-dir <dir>', 'where the CA keeps its root', '.trellis')
+    .option('--host <addr>', 'loopback address to listen on', '127.0.0.1')
+    .option('--xds-port <n>', 'ADS port', '15010')
+    .option('--ca-port <n>', 'certificate service port', '15012')
+    .option('--admin-port <n>', 'admin HTTP port (/healthz, /readyz, /debug/syncz, /debug/config_dump, /metrics)', '15014')
+    .option('--trust-domain <td>', 'SPIFFE trust domain', 'cluster.local')
+    .action(async (o: ControlPlaneCliOptions) => {
+      code = await runControlPlane(o, io, signalled());
+    });
+
+  program
+    .command('proxy-status')
+    .description('each connected xDS client and whether it is in sync, per type (like istioctl proxy-status)')
+    .option('--admin <url>', 'control plane admin URL', 'http://127.0.0.1:15014')
+    .option('-o, --output <fmt>', 'text or json', 'text')
+    .action(async (o: { admin: string; output: string }) => {
+      code = await runProxyStatus(o, io);
+    });
+
+  program
+    .command('proxy-config')
+    .description('the exact resources a node was sent (like istioctl proxy-config all)')
+    .argument('<node>', 'xDS node id')
+    .option('--admin <url>', 'control plane admin URL', 'http://127.0.0.1:15014')
+    .option('-o, --output <fmt>', 'json or yaml', 'json')
+    .action(async (node: string, o: { admin: string; output: string }) => {
+      code = await runProxyConfig(node, o, io);
     });
 
   try {

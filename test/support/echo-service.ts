@@ -29,7 +29,7 @@ export interface EchoServer {
 }
 
 /** Starts an Echo server on host:0 (loopback). Every reply names the server. */
-export async function startEchoServer(name: string, host = '127.0.0.1', server: grpc.Server = new grpc.Server()): Promise<EchoServer> {
+export async function startEchoServer(name: string, host = '127.0.0.1', server: grpc.Server = new grpc.Server(), port = 0): Promise<EchoServer> {
   const state: EchoServer = {
     name,
     port: 0,
@@ -64,7 +64,7 @@ export async function startEchoServer(name: string, host = '127.0.0.1', server: 
     },
   });
   state.port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:0`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   return state;
 }

@@ -1,0 +1,90 @@
+// `trellis control-plane`, `trellis proxy-status` and `trellis proxy-config`: run the control plane, and read
+// its admin API the way istioctl reads istiod's.
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { ControlPlane, ControlPlaneError } from '../control-plane/control-plane.ts';
+import { CliError } from './cli-error.ts';
+import type { Io } from './io.ts';
+import { parsePort } from './policy-check.ts';
+
+export interface ControlPlaneCliOptions {
+  file: string[];
+  stateDir: string;
+  host: string;
+  xdsPort: string;
+  adminPort: string;
+  caPort: string;
+  trustDomain: string;
+}
+
+function loopbackOnly(host: string): void {
+  if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+    throw new CliError('usage', `--host ${host}: plaintext xDS binds only to loopback (127.0.0.0/8 or ::1)`);
+  }
+}
+
+export async function runControlPlane(o: ControlPlaneCliOptions, io: Io, untilStopped: Promise<void>): Promise<number> {
+  loopbackOnly(o.host);
+  const logger = pino({ name: 'trellis-control-plane' }, pino.destination(2));
+  const cp = new ControlPlane({
+    paths: o.file,
+    stateDir: o.stateDir,
+    host: o.host,
+    xdsPort: parsePort(o.xdsPort, '--xds-port'),
+    adminPort: parsePort(o.adminPort, '--admin-port'),
+    caPort: parsePort(o.caPort, '--ca-port'),
+    trustDomain: o.trustDomain,
+    logger,
+  });
+  try {
+    await cp.start();
+  } catch (e) {
+    if (e instanceof ControlPlaneError) throw new CliError(e.code, e.message);
+    throw e;
+  }
+  io.out(`xDS     ${o.host}:${cp.xdsPort}`);
+  io.out(`CA      ${cp.caTarget ?? ''}`);
+  io.out(`admin   ${cp.adminUrl ?? ''}`);
+  await untilStopped;
+  await cp.stop();
+  return 0;
+}
+
+async function getJson(url: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new CliError('unreachable', `cannot reach the control plane admin API at ${url}: ${(e as Error).message}`);
+  }
+  const body: unknown = await res.json();
+  if (!res.ok) throw new CliError('admin-error', `${url}: ${(body as { error?: string }).error ?? res.statusText}`);
+  return body;
+}
+
+interface SyncRow {
+  node: string;
+  namespace: string;
+  stream: string;
+  types: Record<string, { status: string; sent: string | null; nacked: { message: string } | null }>;
+}
+
+export async function runProxyStatus(o: { admin: string; output: string }, io: Io): Promise<number> {
+  const rows = (await getJson(`${o.admin}/debug/syncz`)) as SyncRow[];
+  if (o.output === 'json') {
+    io.out(JSON.stringify(rows, null, 2));
+    return 0;
+  }
+  const table = [['NAME', 'NAMESPACE', 'STREAM', 'CDS', 'LDS', 'EDS', 'RDS']];
+  for (const r of rows) table.push([r.node, r.namespace, r.stream, ...['CDS', 'LDS', 'EDS', 'RDS'].map((t) => r.types[t]?.status ?? 'NOT SENT')]);
+  const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
+  for (const row of table) io.out(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+  for (const r of rows) for (const [t, s] of Object.entries(r.types)) if (s.nacked) io.err(`${r.node} ${t} NACKED: ${s.nacked.message}`);
+  return 0;
+}
+
+export async function runProxyConfig(node: string, o: { admin: string; output: string }, io: Io): Promise<number> {
+  const dump = await getJson(`${o.admin}/debug/config_dump?node=${encodeURIComponent(node)}`);
+  io.out(o.output === 'yaml' ? stringify(dump).trimEnd() : JSON.stringify(dump, null, 2));
+  return 0;
+}

@@ -1,0 +1,153 @@
+// The control plane process: watches manifests, compiles them into one mesh configuration, serves it over
+// ADS, runs the CA, and answers the admin API. A bad edit is refused and the last good configuration stays.
+import { watch, type FSWatcher } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { CertificateAuthority, TokenRegistry, type CaServer } from '../ca/index.ts';
+import { formatDiagnostic, type Diagnostic } from '../resources/diagnostics.ts';
+import { AdsServer } from '../xds/ads-server.ts';
+import { MeshResources } from '../xds/mesh-resources.ts';
+import { startAdminServer, type AdminServer } from './admin-server.ts';
+import { listManifestFiles, readManifestFiles } from './manifest-files.ts';
+import { compileMeshConfig, type MeshConfig } from './mesh-config.ts';
+import { ControlPlaneMetrics } from './xds-metrics.ts';
+
+export interface ControlPlaneOptions {
+  paths: string[];
+  stateDir: string;
+  host?: string;
+  xdsPort?: number;
+  adminPort?: number;
+  caPort?: number;
+  trustDomain?: string;
+  /** Quiet period before a burst of file changes is applied, in ms. */
+  debounceMs?: number;
+  logger: Logger;
+}
+
+export class ControlPlaneError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'ControlPlaneError';
+    this.code = code;
+  }
+}
+
+/** The outcome of the last reload, for /readyz, /debug/syncz and logs. */
+export interface ReloadStatus {
+  at: Date;
+  applied: boolean;
+  errors: Diagnostic[];
+}
+
+export class ControlPlane {
+  readonly metrics = new ControlPlaneMetrics();
+  readonly mesh = new MeshResources();
+  readonly ads: AdsServer;
+  readonly tokens = new TokenRegistry();
+  config: MeshConfig | undefined;
+  lastReload: ReloadStatus | undefined;
+  ca: CertificateAuthority | undefined;
+  xdsPort = 0;
+  private grpcServer: grpc.Server | undefined;
+  private admin: AdminServer | undefined;
+  private caServer: CaServer | undefined;
+  private watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+
+  constructor(readonly opts: ControlPlaneOptions) {
+    this.log = opts.logger;
+    this.ads = new AdsServer({
+      provider: this.mesh,
+      onEvent: (e) => {
+        this.metrics.onXdsEvent(e);
+        if (e.kind === 'nack') this.log.warn({ node: e.node.id, type: e.type, version: e.version, error: e.message }, 'xDS NACK: the client keeps its last good configuration');
+        else if (e.kind === 'connect' || e.kind === 'disconnect') this.log.info({ node: e.node.id, namespace: e.node.namespace, stream: e.stream }, `xDS client ${e.kind}ed`);
+      },
+    });
+  }
+
+  /** Loads the first configuration (which must be good), then starts every server and the file watch. */
+  async start(): Promise<void> {
+    const host = this.opts.host ?? '127.0.0.1';
+    if (!this.reload()) throw new ControlPlaneError('invalid-config', 'the initial configuration has errors; nothing was started');
+    this.ca = await CertificateAuthority.loadOrCreate({ stateDir: this.opts.stateDir, trustDomain: this.opts.trustDomain ?? 'cluster.local' });
+    this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+    this.ads.register(this.grpcServer);
+    this.xdsPort = await new Promise<number>((resolve, reject) =>
+      this.grpcServer?.bindAsync(`${host}:${this.opts.xdsPort ?? 15010}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.caServer = await this.ca.startCaServer({ host, port: this.opts.caPort ?? 15012, authenticator: this.tokens });
+    this.admin = await startAdminServer(this, host, this.opts.adminPort ?? 15014);
+    this.watch();
+    this.log.info({ xds: `${host}:${this.xdsPort}`, ca: this.caServer.target, admin: this.admin.url }, 'control plane ready');
+  }
+
+  get adminUrl(): string | undefined {
+    return this.admin?.url;
+  }
+
+  get caTarget(): string | undefined {
+    return this.caServer?.target;
+  }
+
+  /** Reads and compiles the manifests. Applies only a fully valid configuration; returns whether it applied. */
+  reload(): boolean {
+    const { files, missing } = listManifestFiles(this.opts.paths);
+    let result;
+    if (missing.length > 0) {
+      const errors: Diagnostic[] = missing.map((m) => ({ severity: 'error', code: 'not-found', message: `${m}: no such file or directory` }));
+      result = { ok: false as const, diagnostics: errors };
+    } else {
+      const compileOpts = this.opts.trustDomain ? { trustDomain: this.opts.trustDomain } : {};
+      result = compileMeshConfig(readManifestFiles(files), compileOpts);
+    }
+    if (!result.ok) {
+      const errors = result.diagnostics.filter((d) => d.severity === 'error');
+      this.lastReload = { at: new Date(), applied: false, errors };
+      this.metrics.reloads.inc({ result: 'refused' });
+      this.metrics.configErrors.set(errors.length);
+      for (const d of errors) this.log.error(formatDiagnostic(d));
+      this.log.error({ errors: errors.length }, this.config ? 'configuration refused; the last good configuration stays in force' : 'configuration refused');
+      return false;
+    }
+    for (const d of result.config.warnings) this.log.warn(formatDiagnostic(d));
+    this.config = result.config;
+    this.mesh.update(result.config.routing);
+    this.ads.push();
+    this.lastReload = { at: new Date(), applied: true, errors: [] };
+    this.metrics.reloads.inc({ result: 'applied' });
+    this.metrics.configErrors.set(0);
+    this.log.info({ files: files.length, objects: result.config.resources.length, listeners: result.config.routing.listeners.length, clusters: result.config.routing.clusters.length }, 'configuration applied');
+    return true;
+  }
+
+  private watch(): void {
+    const schedule = (): void => {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.reload();
+      }, this.opts.debounceMs ?? 100);
+    };
+    for (const p of this.opts.paths) {
+      try {
+        this.watchers.push(watch(p, { recursive: true }, schedule));
+      } catch (e) {
+        this.log.warn({ path: p, error: (e as Error).message }, 'cannot watch path; changes there need a restart');
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.timer) clearTimeout(this.timer);
+    await this.admin?.close();
+    await this.caServer?.close();
+    await new Promise<void>((resolve) => (this.grpcServer ? this.grpcServer.tryShutdown(() => resolve()) : resolve()));
+    this.grpcServer?.forceShutdown();
+  }
+}
