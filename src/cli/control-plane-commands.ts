@@ -17,6 +17,11 @@ export interface ControlPlaneCliOptions {
   trustDomain: string;
 }
 
+/** A port to listen on: 0 asks the system for a free one. */
+function listenPort(v: string, what: string): number {
+  return v === '0' ? 0 : parsePort(v, what);
+}
+
 function loopbackOnly(host: string): void {
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
     throw new CliError('usage', `--host ${host}: plaintext xDS binds only to loopback (127.0.0.0/8 or ::1)`);
@@ -30,9 +35,9 @@ export async function runControlPlane(o: ControlPlaneCliOptions, io: Io, untilSt
     paths: o.file,
     stateDir: o.stateDir,
     host: o.host,
-    xdsPort: parsePort(o.xdsPort, '--xds-port'),
-    adminPort: parsePort(o.adminPort, '--admin-port'),
-    caPort: parsePort(o.caPort, '--ca-port'),
+    xdsPort: listenPort(o.xdsPort, '--xds-port'),
+    adminPort: listenPort(o.adminPort, '--admin-port'),
+    caPort: listenPort(o.caPort, '--ca-port'),
     trustDomain: o.trustDomain,
     logger,
   });

@@ -7,6 +7,7 @@ import { onceStdin, processIo, type Io } from './io.ts';
 import { loadCluster, loadResources } from './load-cluster.ts';
 import { runCheck, type CheckOptions } from './policy-check.ts';
 import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
+import { grpcBootstrap } from '../xds/bootstrap.ts';
 import { runControlPlane, runProxyConfig, runProxyStatus, type ControlPlaneCliOptions } from './control-plane-commands.ts';
 
 /** Resolves on SIGINT or SIGTERM. */
@@ -120,6 +121,24 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('-o, --output <fmt>', 'json or yaml', 'json')
     .action(async (node: string, o: { admin: string; output: string }) => {
       code = await runProxyConfig(node, o, io);
+    });
+
+  program
+    .command('bootstrap')
+    .description('print the xDS bootstrap a proxyless gRPC app needs (set GRPC_XDS_BOOTSTRAP_CONFIG to it)')
+    .requiredOption('--node <id>', 'node id, e.g. the pod name')
+    .option('-n, --namespace <ns>', 'the app\'s namespace (short service names resolve in it)', 'default')
+    .option('--label <k=v>', 'the app\'s labels (for sourceLabels routes and policies); repeatable', collect)
+    .option('--xds <host:port>', 'the control plane ADS address', '127.0.0.1:15010')
+    .option('--cert-dir <dir>', 'directory with cert-chain.pem, key.pem, root-cert.pem for mTLS')
+    .action((o: { node: string; namespace: string; label?: string[]; xds: string; certDir?: string }) => {
+      const labels: Record<string, string> = {};
+      for (const l of o.label ?? []) {
+        const i = l.indexOf('=');
+        if (i <= 0) throw new CliError('usage', `--label must be KEY=VALUE, not "${l}"`);
+        labels[l.slice(0, i)] = l.slice(i + 1);
+      }
+      io.out(JSON.stringify(grpcBootstrap({ xdsServer: o.xds, nodeId: o.node, namespace: o.namespace, labels, ...(o.certDir ? { certDir: o.certDir } : {}) }), null, 2));
     });
 
   try {
