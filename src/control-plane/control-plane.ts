@@ -147,7 +147,11 @@ export class ControlPlane {
     if (this.timer) clearTimeout(this.timer);
     await this.admin?.close();
     await this.caServer?.close();
-    await new Promise<void>((resolve) => (this.grpcServer ? this.grpcServer.tryShutdown(() => resolve()) : resolve()));
-    this.grpcServer?.forceShutdown();
+    // ADS streams never end by themselves: give calls a moment to finish, then cut the rest (clients reconnect).
+    const server = this.grpcServer;
+    if (server) {
+      await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), new Promise((r) => setTimeout(r, 500).unref())]);
+      server.forceShutdown();
+    }
   }
 }

@@ -21,7 +21,8 @@ export async function startAds(provider: ResourceProvider): Promise<XdsTestServe
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  return { ads, port, events, close: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
+  // ADS streams stay open as long as clients live, so a graceful shutdown would wait for ever.
+  return { ads, port, events, close: () => Promise.resolve(server.forceShutdown()) };
 }
 
 /** A grpc-js-xds bootstrap for one node; the per-channel option keeps many clients in one process apart. */
