@@ -115,7 +115,8 @@ export class ControlPlane {
     }
     for (const d of result.config.warnings) this.log.warn(formatDiagnostic(d));
     this.config = result.config;
-    this.mesh.update(result.config.routing);
+    const serviceAccounts = new Map([...result.config.cluster.pods.values()].map((p) => [p.key, p.serviceAccount] as const));
+    this.mesh.update(result.config.routing, { authz: result.config.authz, serviceAccounts });
     this.ads.push();
     this.lastReload = { at: new Date(), applied: true, errors: [] };
     this.metrics.reloads.inc({ result: 'applied' });

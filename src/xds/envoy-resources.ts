@@ -171,12 +171,14 @@ function loadBalancingPolicy(c: ClusterSpec): Obj {
   return { policies: [policy('envoy.load_balancing_policies.wrr_locality', T.wrrLocality, { endpoint_picking_policy: { policies: pickers } })] };
 }
 
-export function cluster(c: ClusterSpec): Obj {
+/** `transportSocket`: the client's TLS to the cluster (see server-resources.ts), plaintext when absent. */
+export function cluster(c: ClusterSpec, transportSocket?: Obj): Obj {
   const out: Obj = {
     name: c.name,
     connect_timeout: duration(c.connectTimeoutMs ?? 10_000),
     load_balancing_policy: loadBalancingPolicy(c),
   };
+  if (transportSocket) out.transport_socket = transportSocket;
   if (c.discovery === 'EDS') {
     out.type = 'EDS';
     out.eds_cluster_config = { eds_config: ADS, service_name: c.name };

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { ClusterSpec, EndpointSet, Route, RouteConfig, RoutingModel, ServiceListener } from '../routing/model.ts';
 import { cluster, clientListener, clusterLoadAssignment, routeConfiguration } from './envoy-resources.ts';
 import { encodeAny } from './protos.ts';
+import { clusterTransportSocket, parseServerListenerName, SERVER_LISTENER_PREFIX, serverListenerForNode, serverListenerKey, type MeshSecurity } from './server-resources.ts';
 import type { ResourceProvider, VersionedResource } from './resource-provider.ts';
 import { TYPE, type TypeUrl } from './type-urls.ts';
 import type { XdsNode } from './xds-node.ts';
@@ -23,14 +24,17 @@ export class MeshResources implements ResourceProvider {
   private endpoints = new Map<string, EndpointSet>();
   private canonicalListeners: string[] = [];
   private readonly cache = new Map<string, CacheEntry>();
+  /** Server listeners and client mTLS; without it, server listeners do not exist (an XdsServer does not serve). */
+  private security: MeshSecurity | undefined;
 
-  constructor(model?: RoutingModel) {
-    if (model) this.update(model);
+  constructor(model?: RoutingModel, security?: MeshSecurity) {
+    if (model) this.update(model, security);
   }
 
   /** Takes a new model. Resources whose content did not change keep their version. */
-  update(model: RoutingModel): void {
+  update(model: RoutingModel, security?: MeshSecurity): void {
     this.epoch++;
+    this.security = security;
     this.listeners = new Map();
     this.namespaceLocal = new Map();
     for (const l of model.listeners) {
@@ -50,6 +54,7 @@ export class MeshResources implements ResourceProvider {
   get(node: XdsNode, type: TypeUrl, name: string): VersionedResource | undefined {
     switch (type) {
       case TYPE.listener: {
+        if (name.startsWith(SERVER_LISTENER_PREFIX)) return this.serverListener(node, name);
         const l = this.namespaceLocal.get(node.namespace)?.get(name) ?? this.listeners.get(name);
         return l ? this.encoded(type, `${name}|${l.name}`, name, () => clientListener(name, l)) : undefined;
       }
@@ -61,7 +66,7 @@ export class MeshResources implements ResourceProvider {
       }
       case TYPE.cluster: {
         const c = this.clusters.get(name);
-        return c ? this.encoded(type, name, name, () => cluster(c)) : undefined;
+        return c ? this.encoded(type, name, name, () => cluster(c, clusterTransportSocket(c, this.endpoints.get(name), this.security))) : undefined;
       }
       case TYPE.endpoint: {
         const e = this.endpoints.get(name);
@@ -74,6 +79,14 @@ export class MeshResources implements ResourceProvider {
   list(node: XdsNode, type: TypeUrl): VersionedResource[] {
     const names = type === TYPE.listener ? this.canonicalListeners : type === TYPE.cluster ? [...this.clusters.keys()].sort() : [];
     return names.map((n) => this.get(node, type, n)).filter((r): r is VersionedResource => r !== undefined);
+  }
+
+  /** The listener a proxyless gRPC server bound to the address in `name` asks for, for the workload `node` is. */
+  private serverListener(node: XdsNode, name: string): VersionedResource | undefined {
+    const security = this.security;
+    const address = parseServerListenerName(name);
+    if (!security || !address) return undefined;
+    return this.encoded(TYPE.listener, serverListenerKey(name, node), name, () => serverListenerForNode(name, address, node, security).listener);
   }
 
   /** Builds a resource's object at most once per model; re-encodes only when its content changed. */
