@@ -109,15 +109,17 @@ export function buildCluster(resources: readonly Resource[], opts: ClusterOption
 
   assignAddresses(drafts, nodes, opts.podCidr ?? DEFAULT_POD_CIDR);
 
+  // The identity key of each pod is computed once (it sorts the labels).
   const withLabels = drafts.map((d) => {
     const nsLabels = namespaces.get(d.namespace)?.labels ?? {};
-    return { d, labels: endpointLabels({ namespace: d.namespace, labels: d.labels, serviceAccount: d.serviceAccount }, nsLabels, opts.clusterName) };
+    const labels = endpointLabels({ namespace: d.namespace, labels: d.labels, serviceAccount: d.serviceAccount }, nsLabels, opts.clusterName);
+    return { d, labels, key: labelSetKey(labels) };
   });
-  const ids = allocateIdentities(withLabels.map((x) => labelSetKey(x.labels)));
+  const ids = allocateIdentities(withLabels.map((x) => x.key));
   const pods = new Map<string, ModelPod>();
   const podsByIp = new Map<string, ModelPod>();
-  for (const { d, labels } of withLabels) {
-    const pod: ModelPod = { ...d, endpointLabels: labels, identity: ids.get(labelSetKey(labels)) ?? 0 };
+  for (const { d, labels, key } of withLabels) {
+    const pod: ModelPod = { ...d, endpointLabels: labels, identity: ids.get(key) ?? 0 };
     pods.set(pod.key, pod);
     if (!pod.hostNetwork) for (const ip of pod.ips) podsByIp.set(ip, pod);
   }

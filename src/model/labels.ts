@@ -47,9 +47,13 @@ export function endpointLabels(
 
 /** A canonical string for a label set, used as the key of its identity. */
 export function labelSetKey(labels: Record<string, string>): string {
-  return Object.keys(labels)
-    .filter(isIdentityLabel)
-    .sort()
-    .map((k) => `k8s:${k}=${labels[k] ?? ''}`)
-    .join(';');
+  const keys: string[] = [];
+  for (const k in labels) if (isIdentityLabel(k)) keys.push(k);
+  keys.sort();
+  let out = '';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    out += `${i > 0 ? ';' : ''}k8s:${k}=${labels[k] ?? ''}`;
+  }
+  return out;
 }

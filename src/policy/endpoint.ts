@@ -2,19 +2,44 @@
 import type { Cluster, ModelNode, ModelPod } from '../model/cluster.ts';
 import { formatIp, parseIp, type IpBytes } from '../resources/net.ts';
 import type { ReservedName } from './ir.ts';
-import type { LabelView } from './selector.ts';
 
 export type Endpoint =
   | { type: 'pod'; pod: ModelPod; ip: string; bytes: IpBytes }
   | { type: 'node'; node: ModelNode; ip: string; bytes: IpBytes }
   | { type: 'world'; ip: string; bytes: IpBytes };
 
-/** How one end looks from the other: its labels, identity and address. Host and remote-node are relative. */
+/**
+ * How one end looks from the other: its labels, identity and address. Host and remote-node are relative.
+ * The compiled engine keeps one PeerView per direction and refills it for each decision (`fillPeerView`),
+ * so nothing is allocated per decision; the naive evaluator makes a fresh one (`peerView`).
+ */
 export interface PeerView {
   endpoint: Endpoint;
-  labels: LabelView;
+  labels: { k8s: Readonly<Record<string, string>>; reserved: ReadonlySet<string> };
   reserved: ReadonlySet<ReservedName>;
+  /** The reserved names as a bitmask of RESERVED_BITS (0 for pods). */
+  reservedBits: number;
   identity: number;
+}
+
+/** One bit per reserved name, so that a rule's entities and a peer's reserved names intersect in one AND. */
+export const RESERVED_BITS: Readonly<Record<ReservedName, number>> = {
+  host: 1 << 0,
+  'remote-node': 1 << 1,
+  world: 1 << 2,
+  'world-ipv4': 1 << 3,
+  'world-ipv6': 1 << 4,
+  'kube-apiserver': 1 << 5,
+  health: 1 << 6,
+  init: 1 << 7,
+  unmanaged: 1 << 8,
+  ingress: 1 << 9,
+};
+
+export function reservedBitsOf(names: Iterable<ReservedName>): number {
+  let bits = 0;
+  for (const n of names) bits |= RESERVED_BITS[n];
+  return bits;
 }
 
 export class EndpointError extends Error {
@@ -90,23 +115,66 @@ const CONTROL_PLANE_LABELS = ['node-role.kubernetes.io/control-plane', 'node-rol
  * `world-ipv4` or `world-ipv6`).
  */
 export function peerView(peer: Endpoint, subject: Endpoint): PeerView {
+  return fillPeerView(newPeerView(peer), peer, subject);
+}
+
+/** A PeerView to refill with `fillPeerView` (one object shape for every kind of peer). */
+export function newPeerView(peer: Endpoint): PeerView {
+  return { endpoint: peer, labels: { k8s: EMPTY, reserved: NO_RESERVED }, reserved: NO_RESERVED, reservedBits: 0, identity: 0 };
+}
+
+/** Writes how `peer` looks from `subject` into `into`, allocating nothing; returns `into`. */
+export function fillPeerView(into: PeerView, peer: Endpoint, subject: Endpoint): PeerView {
+  into.endpoint = peer;
+  const labels = into.labels;
   switch (peer.type) {
     case 'pod':
-      return { endpoint: peer, labels: { k8s: peer.pod.endpointLabels, reserved: NO_RESERVED }, reserved: NO_RESERVED, identity: peer.pod.identity };
+      labels.k8s = peer.pod.endpointLabels;
+      labels.reserved = NO_RESERVED;
+      into.reserved = NO_RESERVED;
+      into.reservedBits = 0;
+      into.identity = peer.pod.identity;
+      break;
     case 'node': {
       const local = nodeOf(subject) === peer.node.name;
-      const names: ReservedName[] = [local ? 'host' : 'remote-node'];
-      if (CONTROL_PLANE_LABELS.some((l) => l in peer.node.labels)) names.push('kube-apiserver');
-      const reserved = new Set<ReservedName>(names);
-      return { endpoint: peer, labels: { k8s: EMPTY, reserved }, reserved, identity: local ? 1 : names.length > 1 ? 7 : 6 };
+      const apiserver = isControlPlane(peer.node.labels);
+      const reserved = local ? (apiserver ? HOST_APISERVER : HOST) : apiserver ? REMOTE_APISERVER : REMOTE;
+      labels.k8s = EMPTY;
+      labels.reserved = reserved;
+      into.reserved = reserved;
+      into.reservedBits = local ? (apiserver ? HOST_APISERVER_BITS : HOST_BITS) : apiserver ? REMOTE_APISERVER_BITS : REMOTE_BITS;
+      into.identity = local ? 1 : apiserver ? 7 : 6;
+      break;
     }
     case 'world': {
-      const reserved = peer.bytes.length === 4 ? WORLD_V4 : WORLD_V6;
-      return { endpoint: peer, labels: { k8s: EMPTY, reserved }, reserved, identity: 2 };
+      const v4 = peer.bytes.length === 4;
+      const reserved = v4 ? WORLD_V4 : WORLD_V6;
+      labels.k8s = EMPTY;
+      labels.reserved = reserved;
+      into.reserved = reserved;
+      into.reservedBits = v4 ? WORLD_V4_BITS : WORLD_V6_BITS;
+      into.identity = 2;
+      break;
     }
   }
+  return into;
+}
+
+function isControlPlane(labels: Readonly<Record<string, string>>): boolean {
+  for (let i = 0; i < CONTROL_PLANE_LABELS.length; i++) if ((CONTROL_PLANE_LABELS[i] as string) in labels) return true;
+  return false;
 }
 
 const NO_RESERVED: ReadonlySet<ReservedName> = new Set();
 const WORLD_V4: ReadonlySet<ReservedName> = new Set(['world', 'world-ipv4']);
 const WORLD_V6: ReadonlySet<ReservedName> = new Set(['world', 'world-ipv6']);
+const HOST: ReadonlySet<ReservedName> = new Set(['host']);
+const HOST_APISERVER: ReadonlySet<ReservedName> = new Set(['host', 'kube-apiserver']);
+const REMOTE: ReadonlySet<ReservedName> = new Set(['remote-node']);
+const REMOTE_APISERVER: ReadonlySet<ReservedName> = new Set(['remote-node', 'kube-apiserver']);
+const WORLD_V4_BITS = reservedBitsOf(WORLD_V4);
+const WORLD_V6_BITS = reservedBitsOf(WORLD_V6);
+const HOST_BITS = reservedBitsOf(HOST);
+const HOST_APISERVER_BITS = reservedBitsOf(HOST_APISERVER);
+const REMOTE_BITS = reservedBitsOf(REMOTE);
+const REMOTE_APISERVER_BITS = reservedBitsOf(REMOTE_APISERVER);

@@ -1,77 +1,139 @@
 // An inverted index from labels to identities: resolves a selector to the identities it matches without a full scan.
-import { requirementHolds, type LabelView, type Selector } from './selector.ts';
+// Results are bitsets over dense identity positions (position = identity − base), so that a hot-path membership
+// test is one array read and a shift.
+import { requirementHolds, type Selector } from './selector.ts';
 
 const NO_RESERVED: ReadonlySet<string> = new Set();
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 export class LabelIndex {
-  private readonly ids: number[];
-  private readonly views: LabelView[];
-  /** key → value → positions in `ids`. */
+  /** The identity at position 0. */
+  readonly base: number;
+  /** Number of positions (identities from `base` to the highest one, holes included). */
+  readonly size: number;
+  /** Length of every bitset, in 32-bit words. */
+  readonly words: number;
+  /** Labels by position; undefined for a hole. */
+  private readonly labels: (Readonly<Record<string, string>> | undefined)[];
+  /** Positions that hold an identity, ascending. */
+  private readonly present: number[] = [];
+  /** key → value → positions. */
   private readonly postings = new Map<string, Map<string, number[]>>();
-  private readonly cache = new Map<string, ReadonlySet<number>>();
-  private all: ReadonlySet<number> | undefined;
+  private readonly bitsCache = new Map<string, Uint32Array>();
+  private readonly setCache = new Map<string, ReadonlySet<number>>();
+  private readonly emptyBits: Uint32Array;
+  /** The one LabelView requirementHolds reads, refilled per candidate. */
+  private readonly view: { k8s: Readonly<Record<string, string>>; reserved: ReadonlySet<string> } = { k8s: NO_LABELS, reserved: NO_RESERVED };
 
   /** `identities` maps each identity number to the k8s-source labels every endpoint of it carries. */
   constructor(identities: ReadonlyMap<number, Readonly<Record<string, string>>>) {
-    this.ids = [];
-    this.views = [];
-    for (const [id, labels] of identities) {
-      const pos = this.ids.length;
-      this.ids.push(id);
-      this.views.push({ k8s: labels, reserved: NO_RESERVED });
-      for (const [k, v] of Object.entries(labels)) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const id of identities.keys()) {
+      if (id < lo) lo = id;
+      if (id > hi) hi = id;
+    }
+    this.base = identities.size > 0 ? lo : 0;
+    this.size = identities.size > 0 ? hi - lo + 1 : 0;
+    this.words = (this.size + 31) >>> 5;
+    this.emptyBits = new Uint32Array(this.words);
+    this.labels = new Array<Readonly<Record<string, string>> | undefined>(this.size).fill(undefined);
+    for (const [id, labels] of identities) this.labels[id - this.base] = labels;
+    for (let pos = 0; pos < this.size; pos++) {
+      const labels = this.labels[pos];
+      if (labels === undefined) continue;
+      this.present.push(pos);
+      for (const k in labels) {
+        const v = labels[k] as string;
         let byValue = this.postings.get(k);
         if (!byValue) this.postings.set(k, (byValue = new Map<string, number[]>()));
-        let list = byValue.get(v);
-        if (!list) byValue.set(v, (list = []));
-        list.push(pos);
+        const list = byValue.get(v);
+        if (list) list.push(pos);
+        else byValue.set(v, [pos]);
       }
     }
   }
 
   /** The identities a selector matches; results are shared between equal selectors. */
   resolve(sel: Selector): ReadonlySet<number> {
-    const hit = this.cache.get(sel.key);
+    const hit = this.setCache.get(sel.key);
     if (hit) return hit;
-    const out = this.compute(sel);
-    this.cache.set(sel.key, out);
+    const bits = this.resolveBits(sel);
+    const out = new Set<number>();
+    for (let w = 0; w < bits.length; w++) {
+      let word = bits[w] as number;
+      while (word !== 0) {
+        const low = word & -word;
+        out.add(this.base + w * 32 + (31 - Math.clz32(low)));
+        word ^= low;
+      }
+    }
+    this.setCache.set(sel.key, out);
     return out;
   }
 
-  private compute(sel: Selector): ReadonlySet<number> {
-    if (sel.reqs.length === 0) return (this.all ??= new Set(this.ids));
+  /** The identities a selector matches, as a bitset over positions; shared between equal selectors (do not modify). */
+  resolveBits(sel: Selector): Uint32Array {
+    const hit = this.bitsCache.get(sel.key);
+    if (hit) return hit;
+    const out = this.compute(sel);
+    this.bitsCache.set(sel.key, out);
+    return out;
+  }
+
+  /** The position of an identity, or -1 when the index does not hold it. */
+  position(identity: number): number {
+    const pos = identity - this.base;
+    return pos >= 0 && pos < this.size && this.labels[pos] !== undefined ? pos : -1;
+  }
+
+  /** A new all-zero bitset of this index's size. */
+  newBits(): Uint32Array {
+    return new Uint32Array(this.words);
+  }
+
+  private compute(sel: Selector): Uint32Array {
+    const reqs = sel.reqs;
+    if (reqs.length === 0) {
+      const all = this.newBits();
+      for (const pos of this.present) all[pos >>> 5] = (all[pos >>> 5] as number) | (1 << (pos & 31));
+      return all;
+    }
     // Start from the smallest candidate list a positive requirement gives, then check every requirement.
     let best: number[] | undefined;
-    for (const r of sel.reqs) {
-      if (r.space === 'none' && (r.op === 'In' || r.op === 'Exists')) return EMPTY;
+    for (const r of reqs) {
+      if (r.space === 'none' && (r.op === 'In' || r.op === 'Exists')) return this.emptyBits;
       if (r.space !== 'k8s' || (r.op !== 'In' && r.op !== 'Exists')) continue;
       const byValue = this.postings.get(r.key);
-      if (!byValue) return EMPTY;
-      let cand: number[];
+      if (!byValue) return this.emptyBits;
+      let cand: number[] = [];
       if (r.op === 'In') {
-        cand = [];
         for (const v of r.values) {
           const l = byValue.get(v);
           if (l) cand = cand.length === 0 ? l : cand.concat(l);
         }
       } else {
-        cand = [];
         for (const l of byValue.values()) cand = cand.length === 0 ? l : cand.concat(l);
       }
       if (!best || cand.length < best.length) best = cand;
-      if (best.length === 0) return EMPTY;
+      if (best.length === 0) return this.emptyBits;
     }
-    const out = new Set<number>();
-    const check = (pos: number): void => {
-      const view = this.views[pos];
-      if (!view) return;
-      for (const r of sel.reqs) if (!requirementHolds(r, view)) return;
-      out.add(this.ids[pos] ?? 0);
-    };
-    if (best) for (const pos of best) check(pos);
-    else for (let pos = 0; pos < this.ids.length; pos++) check(pos);
+    const out = this.newBits();
+    const list = best ?? this.present;
+    const view = this.view;
+    for (let i = 0; i < list.length; i++) {
+      const pos = list[i] as number;
+      view.k8s = this.labels[pos] as Readonly<Record<string, string>>;
+      let ok = true;
+      for (let j = 0; j < reqs.length; j++) {
+        if (!requirementHolds(reqs[j] as Selector['reqs'][number], view)) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) out[pos >>> 5] = (out[pos >>> 5] as number) | (1 << (pos & 31));
+    }
+    view.k8s = NO_LABELS;
     return out;
   }
 }
-
-const EMPTY: ReadonlySet<number> = new Set();

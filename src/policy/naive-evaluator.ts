@@ -2,14 +2,14 @@
 // It is the baseline the benchmark measures the compiled engine against, and an oracle for tests.
 import type { Cluster } from '../model/cluster.ts';
 import type { Decision, EnforcementMode, FlowQuery } from './decision.ts';
-import type { Endpoint, PeerView } from './endpoint.ts';
-import { decideFlow } from './evaluate-flow.ts';
-import type { Direction, PolicyUnit, Rule } from './ir.ts';
+import { peerView, type Endpoint, type PeerView } from './endpoint.ts';
+import { decideFlow, newDirectionQuery, type FlowEvaluator } from './evaluate-flow.ts';
+import type { Direction, PolicyUnit } from './ir.ts';
 import { CidrTrie } from './cidr-trie.ts';
 import { selectorMatches, type LabelView, type Selector } from './selector.ts';
-import { viewParts, type PeerMatcher, type SubjectView } from './subject-view.ts';
+import { Candidate, PORT_DYNAMIC, viewParts, type DirectionQuery, type SubjectView } from './subject-view.ts';
 
-export class NaiveEvaluator implements PeerMatcher {
+export class NaiveEvaluator implements FlowEvaluator {
   private readonly units: readonly PolicyUnit[];
 
   constructor(_cluster: Cluster, units: readonly PolicyUnit[]) {
@@ -17,20 +17,32 @@ export class NaiveEvaluator implements PeerMatcher {
   }
 
   decide(q: FlowQuery, mode: EnforcementMode = 'default'): Decision {
-    return decideFlow(q, mode, (s, d) => this.view(s, d), this);
+    return decideFlow(q, mode, this);
   }
 
-  private view(subject: Endpoint, direction: Direction): SubjectView {
+  /** Every rule of every selecting unit is a candidate, in rule-id order (viewParts sorts them). */
+  view(subject: Endpoint, direction: Direction): SubjectView {
     const selecting = this.units.filter((u) => subjectMatches(u, subject));
     const parts = viewParts(selecting, direction);
-    return { ...parts, direction, allowCandidates: () => [parts.allow] };
+    const allow = parts.allow.map((r) => new Candidate(r, PORT_DYNAMIC, null));
+    const deny = parts.deny.map((r) => new Candidate(r, PORT_DYNAMIC, null));
+    return { units: parts.units, isolatedBy: parts.isolatedBy, requires: parts.requires, direction, allowCandidates: () => allow, denyCandidates: () => deny };
+  }
+
+  peer(peer: Endpoint, subject: Endpoint): PeerView {
+    return peerView(peer, subject);
+  }
+
+  query(): DirectionQuery {
+    return newDirectionQuery();
   }
 
   matchesSelector(sel: Selector, peer: PeerView): boolean {
     return selectorMatches(sel, peer.labels);
   }
 
-  matches(rule: Rule, peer: PeerView): boolean {
+  matches(c: Candidate, peer: PeerView): boolean {
+    const rule = c.rule;
     if (!rule.peers) return true;
     const e = peer.endpoint;
     for (const p of rule.peers) {

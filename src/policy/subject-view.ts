@@ -1,26 +1,30 @@
 // The policies in force at one endpoint for one direction, and the decision procedure both evaluators share.
 import type { DirectionDecision, EnforcementMode } from './decision.ts';
-import type { Endpoint, PeerView } from './endpoint.ts';
+import { RESERVED_BITS, type Endpoint, type PeerView } from './endpoint.ts';
 import { httpMatches, lowerCaseHeaders, type HttpRequest } from './http.ts';
 import type { Direction, PolicyRef, PolicyUnit, Protocol, Rule } from './ir.ts';
 import type { Selector } from './selector.ts';
 
 /** Decides whether one peer matches a rule's peers; the compiled and naive evaluators supply their own. */
 export interface PeerMatcher {
-  matches(rule: Rule, peer: PeerView): boolean;
+  matches(candidate: Candidate, peer: PeerView): boolean;
   matchesSelector(sel: Selector, peer: PeerView): boolean;
 }
 
-/** What the evaluator found for a subject endpoint and direction. */
+/**
+ * What the evaluator found for a subject endpoint and direction. Candidate lists are in rule-id order, and
+ * the deciding rule is the first one that matches in that order, in both evaluators.
+ */
 export interface SubjectView {
   direction: Direction;
   /** Units that select the subject at all (they contribute rules). */
   units: readonly PolicyUnit[];
   /** Units that select the subject and put this direction into default deny. */
   isolatedBy: readonly PolicyRef[];
-  denyRules: readonly Rule[];
-  /** Allow rules that may match this protocol and port (a superset; each is still checked). */
-  allowCandidates(protocol: Protocol, port: number): readonly (readonly Rule[])[];
+  /** Deny rules that may match this protocol and port (a superset, ascending rule id; each is still checked). */
+  denyCandidates(protocol: Protocol, port: number): readonly Candidate[];
+  /** Allow rules that may match this protocol and port (a superset, ascending rule id; each is still checked). */
+  allowCandidates(protocol: Protocol, port: number): readonly Candidate[];
   requires: readonly Selector[];
 }
 
@@ -38,18 +42,59 @@ export interface DirectionQuery {
 /** A named port resolves on the destination pod, by name and protocol. */
 export function resolvePortName(dest: Endpoint, name: string, protocol: Protocol): number | undefined {
   if (dest.type !== 'pod') return undefined;
-  for (const p of dest.pod.ports) if (p.name === name && p.protocol === protocol) return p.containerPort;
+  const ports = dest.pod.ports;
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i] as (typeof ports)[number];
+    if (p.name === name && p.protocol === protocol) return p.containerPort;
+  }
   return undefined;
 }
+
+const HOST_BIT = RESERVED_BITS.host;
 
 type HttpRules = NonNullable<NonNullable<Rule['ports']>[number]['http']>;
 
 /** No entry of the rule's ports matches the flow's protocol and port. */
-const PORT_NONE = 0;
+export const PORT_NONE = 0;
 /** Some matching entry carries no L7 rules: the rule applies at L3/L4. */
-const PORT_L4 = 1;
+export const PORT_L4 = 1;
 /** Every matching entry carries L7 rules. */
-const PORT_L7 = 2;
+export const PORT_L7 = 2;
+/** Not known ahead of the flow (named ports, or a lookup that does not fix the port): computed per flow. */
+export const PORT_DYNAMIC = -1;
+
+/** One rule as a candidate of a lookup. Every instance has the same shape. */
+export class Candidate {
+  readonly rule: Rule;
+  /** PORT_L4 or PORT_L7 when the lookup key fixes how the rule's ports match, else PORT_DYNAMIC. */
+  readonly port: number;
+  /** The evaluator's compiled form of the rule's peers, or null. */
+  readonly peers: unknown;
+  constructor(rule: Rule, port: number, peers: unknown) {
+    this.rule = rule;
+    this.port = port;
+    this.peers = peers;
+  }
+}
+
+/**
+ * How a rule's ports match a flow of this protocol and port, as far as it is known without the flow's
+ * destination: PORT_NONE, PORT_L4, PORT_L7, or PORT_DYNAMIC when a named port would have to be resolved.
+ */
+export function staticPortMatch(rule: Rule, protocol: Protocol, port: number): number {
+  const ports = rule.ports;
+  if (!ports) return PORT_L4;
+  let result = PORT_NONE;
+  for (let i = 0; i < ports.length; i++) {
+    const pm = ports[i] as NonNullable<Rule['ports']>[number];
+    if (pm.protocol !== undefined && pm.protocol !== protocol) continue;
+    if (typeof pm.port === 'string') return PORT_DYNAMIC;
+    if (pm.port !== undefined && (port < pm.port || port > (pm.endPort ?? pm.port))) continue;
+    if (!pm.http) return PORT_L4;
+    result = PORT_L7;
+  }
+  return result;
+}
 
 function portEntryMatches(pm: NonNullable<Rule['ports']>[number], q: DirectionQuery): boolean {
   if (pm.protocol !== undefined && pm.protocol !== q.protocol) return false;
@@ -89,31 +134,30 @@ export function decideDirection(view: SubjectView, q: DirectionQuery, m: PeerMat
   const selectedBy = view.isolatedBy;
   if (q.mode === 'never') return { direction, selectedBy, verdict: 'allowed', reason: 'enforcement-disabled' };
   // Deny rules win over every allow, from any policy kind.
-  const denyRules = view.denyRules;
+  const denyRules = view.denyCandidates(q.protocol, q.port);
   for (let i = 0; i < denyRules.length; i++) {
-    const r = denyRules[i] as Rule;
-    if (portMatch(r, q) !== PORT_NONE && m.matches(r, q.peer)) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: r.ref };
+    const c = denyRules[i] as Candidate;
+    const r = c.rule;
+    if ((c.port === PORT_DYNAMIC ? portMatch(r, q) : c.port) !== PORT_NONE && m.matches(c, q.peer)) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: r.ref };
   }
   const enforced = view.isolatedBy.length > 0 || (q.mode === 'always' && (q.subject.type === 'pod' || view.units.length > 0));
   if (!enforced) return { direction, selectedBy, verdict: 'allowed', reason: 'not-selected' };
-  if (view.direction === 'ingress' && q.peer.reserved.has('host') && q.subject.type === 'pod') {
+  if (view.direction === 'ingress' && (q.peer.reservedBits & HOST_BIT) !== 0 && q.subject.type === 'pod') {
     return { direction, selectedBy, verdict: 'allowed', reason: 'local-host' };
   }
   for (const req of view.requires) {
     if (!m.matchesSelector(req, q.peer)) return { direction, selectedBy, verdict: 'denied', reason: 'requires-unmet', requires: formatReq(req) };
   }
   let l7: { rule: Rule; http: HttpRules }[] | undefined;
-  const candidates = view.allowCandidates(q.protocol, q.port);
-  for (let c = 0; c < candidates.length; c++) {
-    const list = candidates[c] as readonly Rule[];
-    for (let i = 0; i < list.length; i++) {
-      const r = list[i] as Rule;
-      const pm = portMatch(r, q);
-      if (pm === PORT_NONE || !m.matches(r, q.peer)) continue;
-      // An L3/L4 rule for this peer and port allows every request, whatever L7 rules other rules carry.
-      if (pm === PORT_L4) return { direction, selectedBy, verdict: 'allowed', reason: 'allowed-by-rule', rule: r.ref };
-      collectHttp(r, q, (l7 ??= []));
-    }
+  const list = view.allowCandidates(q.protocol, q.port);
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i] as Candidate;
+    const r = c.rule;
+    const pm = c.port === PORT_DYNAMIC ? portMatch(r, q) : c.port;
+    if (pm === PORT_NONE || !m.matches(c, q.peer)) continue;
+    // An L3/L4 rule for this peer and port allows every request, whatever L7 rules other rules carry.
+    if (pm === PORT_L4) return { direction, selectedBy, verdict: 'allowed', reason: 'allowed-by-rule', rule: r.ref };
+    collectHttp(r, q, (l7 ??= []));
   }
   if (!l7) return { direction, selectedBy, verdict: 'denied', reason: 'default-deny' };
   if (!q.http) {
@@ -145,8 +189,11 @@ function formatReq(s: Selector): string {
   return s.reqs.map((r) => `${r.key} ${r.op} ${r.values.join(',')}`).join(', ');
 }
 
-/** Collects the units selecting a subject into the parts of a view; the caller decides how candidates are found. */
-export function viewParts(units: readonly PolicyUnit[], direction: Direction): Pick<SubjectView, 'units' | 'isolatedBy' | 'denyRules' | 'requires'> & { allow: Rule[] } {
+/**
+ * Collects the units selecting a subject into the parts of a view; the caller decides how candidates are found.
+ * Allow and deny rules come out in ascending rule id: the one order both evaluators check rules in.
+ */
+export function viewParts(units: readonly PolicyUnit[], direction: Direction): Pick<SubjectView, 'units' | 'isolatedBy' | 'requires'> & { allow: Rule[]; deny: Rule[] } {
   const isolatedBy: PolicyRef[] = [];
   const denyRules: Rule[] = [];
   const requires: Selector[] = [];
@@ -157,5 +204,11 @@ export function viewParts(units: readonly PolicyUnit[], direction: Direction): P
     allow.push(...u.allow[direction]);
     requires.push(...u.requires[direction]);
   }
-  return { units, isolatedBy, denyRules, requires, allow };
+  denyRules.sort(byRuleId);
+  allow.sort(byRuleId);
+  return { units, isolatedBy, requires, allow, deny: denyRules };
+}
+
+function byRuleId(a: Rule, b: Rule): number {
+  return a.id - b.id;
 }
