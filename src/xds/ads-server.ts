@@ -25,6 +25,12 @@ export interface AdsServerOptions {
 /** Per stream and type: what the client asked for, what it was sent, and what it acknowledged. */
 export interface TypeSyncState {
   wildcard: boolean;
+  /**
+   * The client has named resources for this type on this stream (SotW: a non-empty resource_names, "*" included;
+   * delta: a non-empty resource_names_subscribe). From then on the legacy "empty means wildcard" rule no longer
+   * applies (xds_protocol, "How the client specifies what resources to return").
+   */
+  explicit?: boolean;
   names: Set<string>;
   /** name → version last sent (SotW) or known to the client (delta). */
   sent: Map<string, string>;
@@ -99,7 +105,10 @@ abstract class AdsStream {
 
   /** Handles the nonce of a request: true when it answers our latest response (ACK or NACK). */
   protected ackOrNack(type: TypeUrl, s: TypeSyncState, nonce: string | undefined, version: string, error: { message?: string } | null | undefined): 'fresh' | 'current' | 'stale' {
-    if (!nonce) return 'fresh';
+    // A nonce is only valid on the stream that sent it and does not survive a reconnect (xds_protocol), and it
+    // becomes stale only once a newer one was sent. Before any response of this type on this stream, a nonce
+    // (e.g. one a reconnecting client kept from its old stream) is neither stale nor an ACK: the request is fresh.
+    if (!nonce || s.nonce === undefined) return 'fresh';
     if (nonce !== s.nonce) return 'stale';
     const node = this.node as XdsNode;
     if (error) {
@@ -158,12 +167,16 @@ class SotwStream extends AdsStream {
     const { s, first } = this.state(type);
     const nonceState = this.ackOrNack(type, s, req.response_nonce, req.version_info ?? '', req.error_detail);
     if (nonceState === 'stale') return; // a stale nonce is ignored (xds_protocol)
-    const names = (req.resource_names ?? []).slice(0, this.server.maxNamesPerType);
-    const explicitWildcard = names.includes('*');
-    // Legacy wildcard: an empty first request for LDS/CDS subscribes to everything, and stays so.
-    s.wildcard = WILDCARD_TYPES.has(type) && (explicitWildcard || (names.length === 0 && (first || s.wildcard)));
+    const requested = req.resource_names ?? [];
+    if (requested.length > 0) s.explicit = true;
+    const explicitWildcard = requested.includes('*');
+    // "*" is a subscription mode, not a name: it does not count against the bound, and a long list cannot cut it off.
+    const names = [...new Set(requested.filter((n) => n !== '*'))].slice(0, this.server.maxNamesPerType);
+    // Legacy wildcard: LDS/CDS requests with empty resource_names mean "*" only while every request of that type on
+    // this stream has been empty. Once the client named anything ("*" included), an empty list unsubscribes from all.
+    s.wildcard = WILDCARD_TYPES.has(type) && (explicitWildcard || !s.explicit);
     const before = s.names;
-    s.names = new Set(names.filter((n) => n !== '*'));
+    s.names = new Set(names);
     const added = [...s.names].some((n) => !before.has(n));
     this.send(type, s, first || added);
   }
@@ -203,28 +216,41 @@ class DeltaStream extends AdsStream {
     const type = req.type_url ?? '';
     if (!isKnownType(type)) return;
     const { s, first } = this.state(type);
-    const nonceState = this.ackOrNack(type, s, req.response_nonce, s.sentVersion ?? '', req.error_detail);
-    if (nonceState === 'stale') return;
-    if (first) for (const [n, v] of Object.entries(req.initial_resource_versions ?? {})) s.sent.set(n, v);
+    // In delta the nonce only pairs an ACK/NACK with a response: a stale nonce is no ACK, but the subscription
+    // changes the request carries must still be honoured (xds_protocol, Incremental xDS).
+    this.ackOrNack(type, s, req.response_nonce, s.sentVersion ?? '', req.error_detail);
+    const initial = first ? (req.initial_resource_versions ?? {}) : {};
+    for (const [n, v] of Object.entries(initial)) s.sent.set(n, v);
     const sub = req.resource_names_subscribe ?? [];
     const unsub = req.resource_names_unsubscribe ?? [];
-    if (first && sub.length === 0 && WILDCARD_TYPES.has(type)) s.wildcard = true;
+    if (sub.length > 0) s.explicit = true;
+    // Legacy wildcard: a first request with nothing to subscribe or unsubscribe, for LDS/CDS.
+    if (first && sub.length === 0 && unsub.length === 0 && WILDCARD_TYPES.has(type)) s.wildcard = true;
     const forced = new Set<string>();
     for (const n of sub) {
       if (n === '*') {
         if (WILDCARD_TYPES.has(type)) s.wildcard = true;
         continue;
       }
-      if (s.names.size >= this.server.maxNamesPerType) break;
-      if (!s.names.has(n)) forced.add(n);
+      // The bound applies to new names only; names already subscribed are still answered below.
+      if (!s.names.has(n) && s.names.size >= this.server.maxNamesPerType) continue;
       s.names.add(n);
+      // Every name in resource_names_subscribe is answered, even one the client should already have (it may have
+      // forgotten it) — except on the first request, where initial_resource_versions says what the client has.
+      if (!Object.hasOwn(initial, n)) forced.add(n);
     }
     for (const n of unsub) {
-      if (n === '*') s.wildcard = false;
-      s.names.delete(n);
+      if (n === '*') {
+        s.wildcard = false;
+        continue;
+      }
+      const wasExplicit = s.names.delete(n);
       s.sent.delete(n);
+      // Unsubscribing an explicit name while "*" is subscribed: the client cannot tell whether the wildcard still
+      // covers it, so it is answered, in resources if the wildcard includes it, else in removed_resources.
+      if (wasExplicit && s.wildcard) forced.add(n);
     }
-    if (req.response_nonce && nonceState === 'current' && sub.length === 0 && unsub.length === 0 && !first) return; // a plain ACK/NACK
+    if (req.response_nonce && sub.length === 0 && unsub.length === 0 && !first) return; // a plain ACK/NACK
     this.send(type, s, forced, first);
   }
 
