@@ -9,7 +9,7 @@ export {
   type IssuedCertificate,
 } from './certificate-authority.ts';
 export { type CaServer, type CaServerOptions } from './ca-server.ts';
-export { CA_SERVER_IDENTITY } from './serving-certificate.ts';
+export { CA_SERVER_IDENTITY, ServingCertificateProvider } from './serving-certificate.ts';
 export { TokenRegistry, bearerToken, type Authenticator } from './token-authenticator.ts';
 export { createCsr, validateCsr } from './csr.ts';
 export { CLOCK_SKEW_MS } from './issue-certificate.ts';

@@ -20,14 +20,17 @@ export class ServingCertificateProvider implements experimental.CertificateProvi
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(issue: Issue, onError: (err: unknown) => void) {
+  readonly #identity: Identity;
+
+  private constructor(issue: Issue, onError: (err: unknown) => void, identity: Identity) {
     this.#issue = issue;
     this.#onError = onError;
+    this.#identity = identity;
   }
 
   /** Issues the first serving certificate; later ones follow at half-life until close(). */
-  static async start(issue: Issue, onError: (err: unknown) => void): Promise<ServingCertificateProvider> {
-    const p = new ServingCertificateProvider(issue, onError);
+  static async start(issue: Issue, onError: (err: unknown) => void, identity: Identity = CA_SERVER_IDENTITY): Promise<ServingCertificateProvider> {
+    const p = new ServingCertificateProvider(issue, onError, identity);
     await p.#renew();
     return p;
   }
@@ -35,7 +38,7 @@ export class ServingCertificateProvider implements experimental.CertificateProvi
   async #renew(): Promise<void> {
     const keys = await generateP256KeyPair();
     const issuedAt = Date.now();
-    const issued = await this.#issue(await createCsr(keys), CA_SERVER_IDENTITY);
+    const issued = await this.#issue(await createCsr(keys), this.#identity);
     if (this.#closed) return;
     this.#latest = { certificate: Buffer.from(issued.certChain.join('\n') + '\n'), privateKey: Buffer.from(await exportPrivateKeyPem(keys.privateKey)) };
     for (const l of this.#identityListeners) l(this.#latest);

@@ -15,6 +15,7 @@ export interface ControlPlaneCliOptions {
   adminPort: string;
   caPort: string;
   trustDomain: string;
+  xdsTls?: boolean;
 }
 
 /** A port to listen on: 0 asks the system for a free one. */
@@ -24,7 +25,7 @@ function listenPort(v: string, what: string): number {
 
 function loopbackOnly(host: string): void {
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
-    throw new CliError('usage', `--host ${host}: plaintext xDS binds only to loopback (127.0.0.0/8 or ::1)`);
+    throw new CliError('usage', `--host ${host}: the control plane binds only to loopback (127.0.0.0/8 or ::1)`);
   }
 }
 
@@ -39,6 +40,7 @@ export async function runControlPlane(o: ControlPlaneCliOptions, io: Io, untilSt
     adminPort: listenPort(o.adminPort, '--admin-port'),
     caPort: listenPort(o.caPort, '--ca-port'),
     trustDomain: o.trustDomain,
+    xdsTls: o.xdsTls === true,
     logger,
   });
   try {
@@ -47,7 +49,7 @@ export async function runControlPlane(o: ControlPlaneCliOptions, io: Io, untilSt
     if (e instanceof ControlPlaneError) throw new CliError(e.code, e.message);
     throw e;
   }
-  io.out(`xDS     ${o.host}:${cp.xdsPort}`);
+  io.out(`xDS     ${o.host}:${cp.xdsPort}${o.xdsTls ? ' (mTLS: workload certificates required)' : ' (plaintext, loopback)'}`);
   io.out(`CA      ${cp.caTarget ?? ''}`);
   io.out(`admin   ${cp.adminUrl ?? ''}`);
   await untilStopped;

@@ -100,6 +100,7 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('--ca-port <n>', 'certificate service port', '15012')
     .option('--admin-port <n>', 'admin HTTP port (/healthz, /readyz, /debug/syncz, /debug/config_dump, /metrics)', '15014')
     .option('--trust-domain <td>', 'SPIFFE trust domain', 'cluster.local')
+    .option('--xds-tls', 'require mTLS with Trellis workload certificates on the xDS port; a node gets only its own configuration')
     .action(async (o: ControlPlaneCliOptions) => {
       code = await runControlPlane(o, io, signalled());
     });

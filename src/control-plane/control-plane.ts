@@ -3,7 +3,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { CertificateAuthority, TokenRegistry, type CaServer } from '../ca/index.ts';
+import { CertificateAuthority, ServingCertificateProvider, TokenRegistry, type CaServer } from '../ca/index.ts';
+import { admitByCertificate, CONTROL_PLANE_IDENTITY, staticCaProvider } from './xds-admission.ts';
 import { formatDiagnostic, type Diagnostic } from '../resources/diagnostics.ts';
 import { AdsServer } from '../xds/ads-server.ts';
 import { MeshResources } from '../xds/mesh-resources.ts';
@@ -20,6 +21,11 @@ export interface ControlPlaneOptions {
   adminPort?: number;
   caPort?: number;
   trustDomain?: string;
+  /**
+   * Require mTLS with Trellis workload certificates on the xDS port; a node is then served only the
+   * configuration of its own namespace and pod. Without it, xDS is plaintext and binds only to loopback.
+   */
+  xdsTls?: boolean;
   /** Quiet period before a burst of file changes is applied, in ms. */
   debounceMs?: number;
   logger: Logger;
@@ -53,6 +59,7 @@ export class ControlPlane {
   private grpcServer: grpc.Server | undefined;
   private admin: AdminServer | undefined;
   private caServer: CaServer | undefined;
+  private servingCert: ServingCertificateProvider | undefined;
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -61,6 +68,7 @@ export class ControlPlane {
     this.log = opts.logger;
     this.ads = new AdsServer({
       provider: this.mesh,
+      ...(opts.xdsTls ? { admitNode: admitByCertificate(() => this.config, opts.trustDomain ?? 'cluster.local') } : {}),
       onEvent: (e) => {
         this.metrics.onXdsEvent(e);
         if (e.kind === 'nack') this.log.warn({ node: e.node.id, type: e.type, version: e.version, error: e.message }, 'xDS NACK: the client keeps its last good configuration');
@@ -76,13 +84,27 @@ export class ControlPlane {
     this.ca = await CertificateAuthority.loadOrCreate({ stateDir: this.opts.stateDir, trustDomain: this.opts.trustDomain ?? 'cluster.local' });
     this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
     this.ads.register(this.grpcServer);
+    const credentials = await this.xdsCredentials();
     this.xdsPort = await new Promise<number>((resolve, reject) =>
-      this.grpcServer?.bindAsync(`${host}:${this.opts.xdsPort ?? 15010}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.grpcServer?.bindAsync(`${host}:${this.opts.xdsPort ?? 15010}`, credentials, (err, port) => (err ? reject(err) : resolve(port))),
     );
     this.caServer = await this.ca.startCaServer({ host, port: this.opts.caPort ?? 15012, authenticator: this.tokens });
     this.admin = await startAdminServer(this, host, this.opts.adminPort ?? 15014);
     this.watch();
     this.log.info({ xds: `${host}:${this.xdsPort}`, ca: this.caServer.target, admin: this.admin.url }, 'control plane ready');
+  }
+
+  /** Plaintext, or mTLS with a rotating control-plane certificate and client certificates checked against the root. */
+  private async xdsCredentials(): Promise<grpc.ServerCredentials> {
+    const ca = this.ca;
+    if (!this.opts.xdsTls || !ca) return grpc.ServerCredentials.createInsecure();
+    this.servingCert = await ServingCertificateProvider.start(
+      (csr, id) => ca.issue(csr, id),
+      (e) => this.log.error({ error: (e as Error).message }, 'control-plane certificate renewal failed'),
+      CONTROL_PLANE_IDENTITY,
+    );
+    // grpc-js passes the first provider on as the identity provider and the second as the client CA.
+    return grpc.experimental.createCertificateProviderServerCredentials(this.servingCert, staticCaProvider(ca.trustBundle()), true);
   }
 
   get adminUrl(): string | undefined {
@@ -148,6 +170,7 @@ export class ControlPlane {
     if (this.timer) clearTimeout(this.timer);
     await this.admin?.close();
     await this.caServer?.close();
+    this.servingCert?.close();
     // ADS streams never end by themselves: give calls a moment to finish, then cut the rest (clients reconnect).
     const server = this.grpcServer;
     if (server) {

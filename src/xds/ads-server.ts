@@ -20,6 +20,20 @@ export interface AdsServerOptions {
   onEvent?: (e: XdsEvent) => void;
   /** Upper bound on names one stream may subscribe to per type (a bound on memory per client). */
   maxNamesPerType?: number;
+  /**
+   * Admits a node on its stream's first request, given the TLS peer of the stream: returns the node as it
+   * may be served (e.g. with labels taken from the cluster rather than from what it claims), or throws
+   * XdsAdmissionError to refuse the stream with PERMISSION_DENIED.
+   */
+  admitNode?: (node: XdsNode, peer: PeerAuth) => XdsNode;
+}
+
+/** What grpc-js knows of a stream's peer (its TLS certificate, when there is one). */
+export type PeerAuth = ReturnType<grpc.ServerDuplexStream<unknown, unknown>['getAuthContext']>;
+
+/** Refuses a stream: its node may not have configuration from this server. */
+export class XdsAdmissionError extends Error {
+  readonly code = 'permission-denied';
 }
 
 /** Per stream and type: what the client asked for, what it was sent, and what it acknowledged. */
@@ -159,7 +173,7 @@ class SotwStream extends AdsStream {
 
   onRequest(req: DiscoveryRequest): void {
     if (!this.node) {
-      this.node = parseNode(req.node);
+      this.node = this.server.admit(parseNode(req.node), this.call);
       this.server.emit({ kind: 'connect', node: this.node, stream: 'sotw' });
     }
     const type = req.type_url ?? '';
@@ -210,7 +224,7 @@ class DeltaStream extends AdsStream {
 
   onRequest(req: DeltaDiscoveryRequest): void {
     if (!this.node) {
-      this.node = parseNode(req.node);
+      this.node = this.server.admit(parseNode(req.node), this.call);
       this.server.emit({ kind: 'connect', node: this.node, stream: 'delta' });
     }
     const type = req.type_url ?? '';
@@ -294,10 +308,18 @@ export class AdsServer {
   private readonly streams = new Set<AdsStream>();
   private readonly onEvent: ((e: XdsEvent) => void) | undefined;
 
+  private readonly admitNode: AdsServerOptions['admitNode'];
+
   constructor(opts: AdsServerOptions) {
     this.provider = opts.provider;
     this.onEvent = opts.onEvent;
+    this.admitNode = opts.admitNode;
     this.maxNamesPerType = opts.maxNamesPerType ?? DEFAULT_MAX_NAMES;
+  }
+
+  /** Applies the admission hook; a refusal propagates as XdsAdmissionError and ends the stream. */
+  admit(node: XdsNode, call: grpc.ServerDuplexStream<unknown, unknown>): XdsNode {
+    return this.admitNode ? this.admitNode(node, call.getAuthContext()) : node;
   }
 
   emit(e: XdsEvent): void {
@@ -324,7 +346,10 @@ export class AdsServer {
       try {
         onRequest(r);
       } catch (e) {
-        call.destroy(e as Error);
+        // A refused node gets PERMISSION_DENIED; anything else is an internal error. Either ends the stream.
+        const code = e instanceof XdsAdmissionError ? grpc.status.PERMISSION_DENIED : grpc.status.INTERNAL;
+        this.streams.delete(s);
+        call.emit('error', { code, details: (e as Error).message });
       }
     });
     const done = (): void => {

@@ -12,7 +12,7 @@ export interface AnyMessage {
 export interface RawNode {
   id: string;
   cluster?: string;
-  metadata?: { fields: Record<string, { string_value: string }> };
+  metadata?: { fields: Record<string, { stringValue: string }> };
 }
 
 export interface DiscoveryRequest {
@@ -79,7 +79,8 @@ function adsClientCtor(): AdsClientCtor {
 
 /** A node as a client sends it, with Istio-style NAMESPACE metadata. */
 export function rawNode(id: string, namespace = 'default'): RawNode {
-  return { id, cluster: 'test', metadata: { fields: { NAMESPACE: { string_value: namespace } } } };
+  // protobufjs' Struct wrapper reads Value's camelCase JSON names.
+  return { id, cluster: 'test', metadata: { fields: { NAMESPACE: { stringValue: namespace } } } };
 }
 
 /** The name a resource carries (ClusterLoadAssignment names itself by cluster_name). */
@@ -188,8 +189,8 @@ export class DeltaStream extends RawStream<DeltaDiscoveryRequest, DeltaDiscovery
   }
 }
 
-export function openSotw(port: number): SotwStream {
-  const client = new (adsClientCtor())(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+export function openSotw(port: number, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()): SotwStream {
+  const client = new (adsClientCtor())(`127.0.0.1:${port}`, creds);
   return new SotwStream(client, client.StreamAggregatedResources());
 }
 
