@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
 import { AdsServer, type XdsEvent } from '../../src/xds/ads-server.ts';
+import { grpcBootstrap } from '../../src/xds/bootstrap.ts';
 import type { ResourceProvider } from '../../src/xds/resource-provider.ts';
 
 grpcXds.register();
@@ -27,10 +28,7 @@ export async function startAds(provider: ResourceProvider): Promise<XdsTestServe
 
 /** A grpc-js-xds bootstrap for one node; the per-channel option keeps many clients in one process apart. */
 export function bootstrap(xdsPort: number, node: { id: string; namespace?: string; labels?: Record<string, string> }): string {
-  return JSON.stringify({
-    xds_servers: [{ server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
-    node: { id: node.id, cluster: 'test', metadata: { NAMESPACE: node.namespace ?? 'default', LABELS: node.labels ?? {} }, locality: {} },
-  });
+  return JSON.stringify(grpcBootstrap({ xdsServer: `127.0.0.1:${xdsPort}`, nodeId: node.id, namespace: node.namespace ?? 'default', labels: node.labels ?? {} }));
 }
 
 export function xdsClient<C extends grpc.Client>(ctor: new (target: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => C, target: string, xdsPort: number, node: Parameters<typeof bootstrap>[1]): C {
