@@ -207,18 +207,21 @@ export function cluster(c: ClusterSpec, transportSocket?: Obj): Obj {
       // Success-rate ejection stays off, as Istio leaves it.
       enforcing_success_rate: { value: 0 },
     };
+    // As Istio does: a count of 0 turns that detection off (enforcement 0), rather than ejecting on any error.
     if (o.consecutive5xx !== undefined) {
       od.consecutive_5xx = { value: o.consecutive5xx };
-      od.enforcing_consecutive_5xx = { value: 100 };
+      od.enforcing_consecutive_5xx = { value: o.consecutive5xx > 0 ? 100 : 0 };
     }
     if (o.consecutiveGatewayErrors !== undefined) {
       od.consecutive_gateway_failure = { value: o.consecutiveGatewayErrors };
-      od.enforcing_consecutive_gateway_failure = { value: 100 };
+      od.enforcing_consecutive_gateway_failure = { value: o.consecutiveGatewayErrors > 0 ? 100 : 0 };
     }
-    // gRPC implements only success-rate and failure-percentage ejection (gRFC A50). A host whose calls in
-    // one interval fail at least as often as the consecutive-error count, and mostly, is ejected there.
-    const volume = o.consecutive5xx ?? o.consecutiveGatewayErrors;
-    if (volume !== undefined && volume > 0) {
+    // gRPC implements only success-rate and failure-percentage ejection (gRFC A50), and cannot tell gateway
+    // errors from others. A host whose calls in one interval number at least the smallest enabled
+    // consecutive-error count, and mostly fail, is ejected there.
+    const counts = [o.consecutive5xx, o.consecutiveGatewayErrors].filter((n): n is number => n !== undefined && n > 0);
+    const volume = counts.length > 0 ? Math.min(...counts) : undefined;
+    if (volume !== undefined) {
       od.failure_percentage_threshold = { value: 50 };
       od.enforcing_failure_percentage = { value: 100 };
       od.failure_percentage_minimum_hosts = { value: 1 };
