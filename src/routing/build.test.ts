@@ -58,7 +58,7 @@ describe('buildRoutingModel: Services', () => {
     assert.deepEqual(lines, []);
     const l = model.listeners.map((x) => [x.name, x.aliases, x.namespaceLocalAliases, x.protocol, x.routeConfig, x.tcpCluster]);
     assert.deepEqual(l, [
-      ['reviews.shop.svc.cluster.local:80', ['reviews.shop:80', 'reviews.shop.svc:80'], ['reviews:80', 'reviews'], 'http', 'reviews.shop.svc.cluster.local:80', undefined],
+      ['reviews.shop.svc.cluster.local:80', ['reviews.shop:80', 'reviews.shop.svc:80', 'reviews.shop', 'reviews.shop.svc', 'reviews.shop.svc.cluster.local'], ['reviews:80', 'reviews'], 'http', 'reviews.shop.svc.cluster.local:80', undefined],
       ['reviews.shop.svc.cluster.local:9090', ['reviews.shop:9090', 'reviews.shop.svc:9090'], ['reviews:9090'], 'grpc', 'reviews.shop.svc.cluster.local:9090', undefined],
     ]);
     const rc = model.routeConfigs.find((r) => r.name === 'reviews.shop.svc.cluster.local:80');

@@ -98,7 +98,10 @@ function addListeners(ctx: Ctx, vsByHost: Map<string, VirtualService>, gamma: Ma
       const name = `${entry.host}:${hp.port}`;
       const l: ServiceListener = {
         name,
-        aliases: isService ? [`${short}.${entry.namespace}:${hp.port}`, `${short}.${entry.namespace}.svc:${hp.port}`] : [],
+        // Names without a port, as Kubernetes DNS gives them, reach the Service's first port.
+        aliases: isService
+          ? [`${short}.${entry.namespace}:${hp.port}`, `${short}.${entry.namespace}.svc:${hp.port}`, ...(i === 0 ? [`${short}.${entry.namespace}`, `${short}.${entry.namespace}.svc`, entry.host] : [])]
+          : [],
         namespaceLocalAliases: isService ? (i === 0 ? [`${short}:${hp.port}`, short] : [`${short}:${hp.port}`]) : [],
         namespace: entry.namespace,
         service: entry.name,
@@ -118,7 +121,7 @@ function addListeners(ctx: Ctx, vsByHost: Map<string, VirtualService>, gamma: Ma
       }
       // A VirtualService none of whose rules apply to this port leaves the port to the default route.
       if (routes.length === 0) routes = [defaultRoute(ctx, entry, hp)];
-      const domains = [entry.host, name, ...l.aliases, ...l.aliases.map((a) => a.slice(0, a.lastIndexOf(':'))), ...l.namespaceLocalAliases.filter((a) => a !== short), short]
+      const domains = [entry.host, name, ...l.aliases, ...l.aliases.map((a) => (a.includes(':') ? a.slice(0, a.lastIndexOf(':')) : a)), ...l.namespaceLocalAliases.filter((a) => a !== short), short]
         .filter((d, k, all) => all.indexOf(d) === k);
       ctx.routeConfigs.set(name, { name, virtualHosts: [{ name, domains: isService ? domains : [entry.host, name], routes }] });
       if (!isHttpLike(hp.protocol) || hp.protocol === 'unknown') {

@@ -303,6 +303,9 @@ describe('proxyless routing from YAML manifests', () => {
     assert.ok(localPort.reply?.server.startsWith('zone-api-'), `xds:///zone-api:50051 from dns: ${localPort.error?.message ?? ''}`);
     const short = await reach('xds:///zone-api.dns:50051', 'other');
     assert.ok(short.reply?.server.startsWith('zone-api-'), `xds:///zone-api.dns:50051 from other: ${short.error?.message ?? ''}`);
+    // Kubernetes DNS names without a port reach the Service's first port.
+    const portless = await reach('xds:///zone-api.dns', 'other');
+    assert.ok(portless.reply?.server.startsWith('zone-api-'), `xds:///zone-api.dns from other: ${portless.error?.message ?? ''}`);
     const fqdn = await reach('xds:///zone-api.dns.svc.cluster.local:50051', 'other');
     assert.ok(fqdn.reply?.server.startsWith('zone-api-'), `FQDN from other: ${fqdn.error?.message ?? ''}`);
     // A namespace-local name means nothing in another namespace: there is no such listener, so the call never
