@@ -57,7 +57,9 @@ const NP_PER_NAMESPACE = 5; // 2,000 × 5 = 10,000 NetworkPolicies
 const N_CNP = Math.max(9, Math.round(1800 * SCALE));
 const N_CCNP = Math.max(9, Math.round(200 * SCALE));
 const N_NODES = Math.max(10, Math.round(400 * SCALE));
-const N_FLOWS = Math.max(10_000, Math.round(1_000_000 * SCALE));
+const N_FLOWS = process.env.BENCH_FLOWS ? Number(process.env.BENCH_FLOWS) : Math.max(10_000, Math.round(1_000_000 * SCALE));
+/** BENCH_PROFILE=1: after compiling, print how many candidate rules decisions walk, time the flows once and stop (for node --cpu-prof). */
+const PROFILE = process.env.BENCH_PROFILE === '1';
 const N_L7_FLOWS = N_FLOWS;
 const NAIVE_SAMPLE = 2000;
 const MATRIX_NAMESPACES = 20; // 20 namespaces × 50 pods = 1,000 pods, 1M ordered pairs
@@ -795,6 +797,47 @@ function strip(d: Decision): unknown {
   return { verdict: d.verdict, egress: dir(d.egress), ingress: dir(d.ingress) };
 }
 
+
+/** Instrumentation (BENCH_PROFILE=1): candidate rules listed and walked per direction decision, by the engine's own lists. */
+function profileCandidates(engine: PolicyEngine, flows: FlowSet): void {
+  for (const [name, qs] of [['L3/L4', flows.l4], ['L7', flows.l7]] as const) {
+    let dirs = 0;
+    let denyListed = 0;
+    let allowListed = 0;
+    let denyWalked = 0;
+    let allowWalked = 0;
+    let maxDeny = 0;
+    let maxAllow = 0;
+    const hist = new Map<number, number>();
+    for (const q of qs.slice(0, 200_000)) {
+      for (const d of ['egress', 'ingress'] as const) {
+        const subject = d === 'egress' ? q.from : q.to;
+        const other = d === 'egress' ? q.to : q.from;
+        if (subject.type === 'world') continue;
+        const view = engine.view(subject, d);
+        const peer = engine.peer(other, subject, d);
+        const deny = view.denyCandidates(q.protocol, q.port);
+        const allow = view.allowCandidates(q.protocol, q.port);
+        dirs++;
+        denyListed += deny.length;
+        allowListed += allow.length;
+        maxDeny = Math.max(maxDeny, deny.length);
+        maxAllow = Math.max(maxAllow, allow.length);
+        let walked = deny.length;
+        denyWalked += deny.length;
+        for (const c of allow) {
+          allowWalked++;
+          walked++;
+          if (engine.matches(c, peer)) break;
+        }
+        const b = walked === 0 ? 0 : 2 ** Math.ceil(Math.log2(walked));
+        hist.set(b, (hist.get(b) ?? 0) + 1);
+      }
+    }
+    console.log(`${name}: ${dirs} direction decisions; per decision deny listed ${(denyListed / dirs).toFixed(2)} (max ${maxDeny}), allow listed ${(allowListed / dirs).toFixed(2)} (max ${maxAllow}); walked (upper bound) deny ${(denyWalked / dirs).toFixed(2)}, allow ${(allowWalked / dirs).toFixed(2)}; walked histogram (≤ power of 2): ${JSON.stringify([...hist].sort((a, b) => a[0] - b[0]))}`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Main
 
@@ -834,6 +877,15 @@ function main(): void {
   const flows = makeFlows(cluster, gen);
   log(`generated ${flows.l4.length} L3/L4 and ${flows.l7.length} L7 flows in ${ms(Number(process.hrtime.bigint() - t))} ms`);
 
+  if (PROFILE) {
+    profileCandidates(engine, flows);
+    const decideP = (q: FlowQuery): Decision => engine.decide(q);
+    for (let i = 0; i < 200_000; i++) if (decideP(flows.l4[i % flows.l4.length] as FlowQuery).verdict === 'allowed') sink++;
+    const ov = timerOverheadNs();
+    log(`L3/L4 per decision: ${JSON.stringify(stats(timeEach(decideP, flows.l4, ov)))}`);
+    log(`L7 per decision: ${JSON.stringify(stats(timeEach(decideP, flows.l7, ov)))}`);
+    return;
+  }
   const decide = (q: FlowQuery): Decision => engine.decide(q);
   // Warm-up: let the JIT settle on both kinds of flow.
   for (let i = 0; i < 200_000; i++) if (decide(flows.l4[i % flows.l4.length] as FlowQuery).verdict === 'allowed') sink++;

@@ -37,11 +37,27 @@ export function endpointLabels(
   namespaceLabels: Record<string, string>,
   clusterName = DEFAULT_CLUSTER_NAME,
 ): Record<string, string> {
+  return endpointLabelsWith(pod, namespaceEndpointLabels(namespaceLabels), clusterName);
+}
+
+/** A namespace's labels as endpoint labels (`io.cilium.k8s.namespace.labels.<key>`); compute once per namespace. */
+export function namespaceEndpointLabels(namespaceLabels: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in namespaceLabels) out[NAMESPACE_LABELS_PREFIX + k] = namespaceLabels[k] as string;
+  return out;
+}
+
+/** `endpointLabels`, given the namespace's labels already prefixed by `namespaceEndpointLabels`. */
+export function endpointLabelsWith(
+  pod: { namespace: string; labels: Record<string, string>; serviceAccount: string },
+  prefixedNamespaceLabels: Record<string, string>,
+  clusterName = DEFAULT_CLUSTER_NAME,
+): Record<string, string> {
   const out: Record<string, string> = { ...pod.labels };
   out[NAMESPACE_LABEL] = pod.namespace;
   out[SERVICE_ACCOUNT_LABEL] = pod.serviceAccount;
   out[CLUSTER_LABEL] = clusterName;
-  for (const [k, v] of Object.entries(namespaceLabels)) out[NAMESPACE_LABELS_PREFIX + k] = v;
+  for (const k in prefixedNamespaceLabels) out[k] = prefixedNamespaceLabels[k] as string;
   return out;
 }
 

@@ -2,7 +2,7 @@
 // port, selectors into identity bitsets and CIDRs into prefix tries. A decision looks things up; it never scans.
 //
 // Layout (all built in the constructor; a decision allocates only its result objects):
-// - Identities have dense positions (identity − LabelIndex.base). Views and selecting units are arrays indexed
+// - Identities have dense positions (LabelIndex.position: grouped by namespace). Views and selecting units are arrays indexed
 //   by position; nodes' views sit in a Map by node name.
 // - Each rule's peers compile to one PeerSet: a bitset over identity positions (the union of its selector
 //   peers; shared between rules with the same selectors), a bitmask of reserved names, and the rare parts
@@ -11,6 +11,9 @@
 //   rule id, wildcard and range rules included, with a per-protocol fallback for ports no rule names. The
 //   first rule that matches in that order decides, exactly as in the naive evaluator.
 // - Views are shared between identities selected by the same units.
+// - Each candidate list also exists as flat Int32 records (port match kind, peer flags, word range and offset
+//   of its peer bitset in one shared word pool), so the scan for a pod peer reads no rule or candidate object:
+//   one bit probe, or none when the peer's word falls outside the rule's range (namespace-scoped selectors).
 import type { Cluster } from '../model/cluster.ts';
 import type { Resource } from '../resources/kinds.ts';
 import type { Decision, EnforcementMode, FlowQuery } from './decision.ts';
@@ -21,7 +24,7 @@ import type { Direction, PolicyRef, PolicyUnit, PortMatch, Protocol, ReservedNam
 import { LabelIndex } from './label-index.ts';
 import { buildPolicyUnits } from './policy-set.ts';
 import { selectorMatches, type Selector } from './selector.ts';
-import { Candidate, PORT_DYNAMIC, PORT_L4, PORT_NONE, staticPortMatch, viewParts, type DirectionQuery, type SubjectView } from './subject-view.ts';
+import { Candidate, PORT_DYNAMIC, PORT_L4, PORT_NONE, portMatch, staticPortMatch, viewParts, type DirectionQuery, type PeerMatcher, type SubjectView } from './subject-view.ts';
 
 /** A rule's peers in compiled form. Every instance has the same shape. */
 class PeerSet {
@@ -37,6 +40,44 @@ class PeerSet {
   nodeSelectors: Selector[] | null = null;
   k8sCidrs: CidrTrie | null = null;
   ciliumCidrs: CidrTrie | null = null;
+  /** `bits` as a range of words [lo, hi] in the engine's word pool from `off` (lo > hi when empty). */
+  lo = 1;
+  hi = 0;
+  off = 0;
+}
+
+/** What compiled views share: the label index (positions) and the pool of peer bitset words. */
+interface ViewContext {
+  index: LabelIndex;
+  pool: Uint32Array;
+}
+
+/** Candidate record layout in PortEntry.denyRec/allowRec: REC ints per candidate. */
+const REC = 5;
+/** The rule names no peers: every peer matches. */
+const F_ANY = 1;
+/** Every pod matches. */
+const F_ALL_PODS = 2;
+/** A pod peer outside the bitset may still match (k8s CIDRs, or no compiled peers): ask `matches`. */
+const F_SLOW_POD = 4;
+
+function records(list: readonly Candidate[]): Int32Array {
+  const out = new Int32Array(list.length * REC);
+  list.forEach((c, i) => {
+    const p = c.peers as PeerSet | null;
+    const o = i * REC;
+    out[o] = c.port;
+    if (p === null) {
+      out[o + 1] = F_SLOW_POD;
+      out[o + 2] = 1;
+      return;
+    }
+    out[o + 1] = (p.any ? F_ANY : 0) | (p.allPods ? F_ALL_PODS : 0) | (p.k8sCidrs !== null ? F_SLOW_POD : 0);
+    out[o + 2] = p.lo;
+    out[o + 3] = p.hi;
+    out[o + 4] = p.off;
+  });
+  return out;
 }
 
 const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
@@ -52,9 +93,14 @@ function protocolIndex(p: Protocol): number {
 class PortEntry {
   readonly deny: readonly Candidate[];
   readonly allow: readonly Candidate[];
+  /** The same candidates as flat records (see REC), so that a scan reads no candidate objects. */
+  readonly denyRec: Int32Array;
+  readonly allowRec: Int32Array;
   constructor(deny: readonly Candidate[], allow: readonly Candidate[]) {
     this.deny = deny;
     this.allow = allow;
+    this.denyRec = records(deny);
+    this.allowRec = records(allow);
   }
 }
 
@@ -85,9 +131,11 @@ class CompiledView implements SubjectView {
   /** decideDirection asks for deny and then allow candidates of the same key: remember the last lookup. */
   private lastKey = -1;
   private lastEntry: PortEntry = EMPTY_ENTRY;
+  private readonly ctx: ViewContext;
 
   /** `peers` gives each rule's compiled peers (by rule id). */
-  constructor(units: readonly PolicyUnit[], direction: Direction, peers: readonly (PeerSet | undefined)[]) {
+  constructor(units: readonly PolicyUnit[], direction: Direction, peers: readonly (PeerSet | undefined)[], ctx: ViewContext) {
+    this.ctx = ctx;
     const parts = viewParts(units, direction);
     this.direction = direction;
     this.units = units;
@@ -148,6 +196,31 @@ class CompiledView implements SubjectView {
   allowCandidates(protocol: Protocol, port: number): readonly Candidate[] {
     return this.entry(protocol, port).allow;
   }
+
+  /** The scan of decideDirection over flat records: a pod peer is one bit probe in the word pool, or none. */
+  firstMatch(deny: boolean, start: number, q: DirectionQuery, m: PeerMatcher): number {
+    const e = this.entry(q.protocol, q.port);
+    const list = deny ? e.deny : e.allow;
+    const rec = deny ? e.denyRec : e.allowRec;
+    const peer = q.peer;
+    const pos = peer.endpoint.type === 'pod' ? this.ctx.index.position(peer.identity) : -1;
+    const pool = this.ctx.pool;
+    const w = pos >>> 5;
+    const bit = 1 << (pos & 31);
+    for (let i = start, o = start * REC; i < list.length; i++, o += REC) {
+      const pk = rec[o] as number;
+      if (pk === PORT_DYNAMIC ? portMatch((list[i] as Candidate).rule, q) === PORT_NONE : pk === PORT_NONE) continue;
+      const flags = rec[o + 1] as number;
+      if ((flags & F_ANY) !== 0) return i;
+      if (pos >= 0) {
+        if ((flags & F_ALL_PODS) !== 0) return i;
+        const lo = rec[o + 2] as number;
+        if (w >= lo && w <= (rec[o + 3] as number) && ((pool[(rec[o + 4] as number) + w - lo] as number) & bit) !== 0) return i;
+        if ((flags & F_SLOW_POD) !== 0 && m.matches(list[i] as Candidate, peer)) return i;
+      } else if (m.matches(list[i] as Candidate, peer)) return i;
+    }
+    return -1;
+  }
 }
 
 export interface EngineStats {
@@ -165,17 +238,14 @@ export class PolicyEngine implements FlowEvaluator {
   /** Compiled peers by rule id. */
   private readonly peers: (PeerSet | undefined)[] = [];
   private ruleCount = 0;
-  /** Identity position of the first position, and the number of positions. */
-  private readonly base: number;
-  private readonly positions: number;
   /** By identity position. */
   private readonly unitsByPos: (PolicyUnit[] | undefined)[];
   private readonly ingressByPos: (CompiledView | undefined)[];
   private readonly egressByPos: (CompiledView | undefined)[];
   private readonly unitsByNode = new Map<string, PolicyUnit[]>();
   private readonly nodeViews = new Map<string, [CompiledView, CompiledView]>();
-  private readonly emptyIngress = new CompiledView([], 'ingress', []);
-  private readonly emptyEgress = new CompiledView([], 'egress', []);
+  private readonly emptyIngress: CompiledView;
+  private readonly emptyEgress: CompiledView;
   private distinctViews = 0;
   /** Reused for every decision (decide is synchronous and not re-entered). */
   private readonly ingressPeer: PeerView;
@@ -196,11 +266,12 @@ export class PolicyEngine implements FlowEvaluator {
     for (const p of cluster.pods.values()) if (!p.hostNetwork && !identityLabels.has(p.identity)) identityLabels.set(p.identity, p.endpointLabels);
     const index = new LabelIndex(identityLabels);
     this.labelIndex = index;
-    this.base = index.base;
-    this.positions = index.size;
     this.unitsByPos = new Array<PolicyUnit[] | undefined>(index.size).fill(undefined);
     this.ingressByPos = new Array<CompiledView | undefined>(index.size).fill(undefined);
     this.egressByPos = new Array<CompiledView | undefined>(index.size).fill(undefined);
+    const ctx: ViewContext = { index, pool: new Uint32Array(0) };
+    this.emptyIngress = new CompiledView([], 'ingress', [], ctx);
+    this.emptyEgress = new CompiledView([], 'egress', [], ctx);
     const unionCache = new Map<string, Uint32Array>();
     for (const u of units) {
       if (u.subject.type === 'pods') {
@@ -226,6 +297,7 @@ export class PolicyEngine implements FlowEvaluator {
         for (const r of u.deny[d]) this.compileRule(r, index, unionCache);
       }
     }
+    ctx.pool = packBits(this.peers);
     // Identities selected by the same units share their views.
     const shared = new Map<string, [CompiledView, CompiledView]>();
     for (let pos = 0; pos < index.size; pos++) {
@@ -235,13 +307,13 @@ export class PolicyEngine implements FlowEvaluator {
       for (const u of list) key += `${u.id},`;
       let pair = shared.get(key);
       if (!pair) {
-        pair = [new CompiledView(list, 'ingress', this.peers), new CompiledView(list, 'egress', this.peers)];
+        pair = [new CompiledView(list, 'ingress', this.peers, ctx), new CompiledView(list, 'egress', this.peers, ctx)];
         shared.set(key, pair);
       }
       this.ingressByPos[pos] = pair[0];
       this.egressByPos[pos] = pair[1];
     }
-    for (const [n, list] of this.unitsByNode) this.nodeViews.set(n, [new CompiledView(list, 'ingress', this.peers), new CompiledView(list, 'egress', this.peers)]);
+    for (const [n, list] of this.unitsByNode) this.nodeViews.set(n, [new CompiledView(list, 'ingress', this.peers, ctx), new CompiledView(list, 'egress', this.peers, ctx)]);
     this.distinctViews = shared.size + this.nodeViews.size;
   }
 
@@ -252,8 +324,8 @@ export class PolicyEngine implements FlowEvaluator {
   /** The policy units that select an endpoint (pods by identity, nodes by host policies). */
   unitsSelecting(e: Endpoint): readonly PolicyUnit[] {
     if (e.type === 'pod') {
-      const pos = e.pod.identity - this.base;
-      return (pos >= 0 && pos < this.positions ? this.unitsByPos[pos] : undefined) ?? NO_UNITS;
+      const pos = this.labelIndex.position(e.pod.identity);
+      return (pos >= 0 ? this.unitsByPos[pos] : undefined) ?? NO_UNITS;
     }
     if (e.type === 'node') return this.unitsByNode.get(e.node.name) ?? NO_UNITS;
     return NO_UNITS;
@@ -272,8 +344,8 @@ export class PolicyEngine implements FlowEvaluator {
 
   view(subject: Endpoint, d: Direction): SubjectView {
     if (subject.type === 'pod') {
-      const pos = subject.pod.identity - this.base;
-      if (pos >= 0 && pos < this.positions) {
+      const pos = this.labelIndex.position(subject.pod.identity);
+      if (pos >= 0) {
         const v = d === 'ingress' ? this.ingressByPos[pos] : this.egressByPos[pos];
         if (v !== undefined) return v;
       }
@@ -305,8 +377,8 @@ export class PolicyEngine implements FlowEvaluator {
       if (c.allPods) return true;
       const bits = c.bits;
       if (bits !== null) {
-        const pos = peer.identity - this.base;
-        if (pos >= 0 && pos < this.positions && (((bits[pos >>> 5] as number) >>> (pos & 31)) & 1) !== 0) return true;
+        const pos = this.labelIndex.position(peer.identity);
+        if (pos >= 0 && (((bits[pos >>> 5] as number) >>> (pos & 31)) & 1) !== 0) return true;
       }
     } else {
       if ((c.reservedBits & peer.reservedBits) !== 0) return true;
@@ -326,6 +398,32 @@ export class PolicyEngine implements FlowEvaluator {
     this.ruleCount++;
     this.peers[r.id] = compilePeers(r, index, unionCache);
   }
+}
+
+/** Copies every distinct peer bitset's range of non-zero words into one pool, and records where in the PeerSets. */
+function packBits(peers: readonly (PeerSet | undefined)[]): Uint32Array {
+  const placed = new Map<Uint32Array, [number, number, number]>();
+  let total = 0;
+  for (const p of peers) {
+    const bits = p?.bits;
+    if (!p || !bits) continue;
+    let at = placed.get(bits);
+    if (!at) {
+      let lo = 0;
+      while (lo < bits.length && bits[lo] === 0) lo++;
+      let hi = bits.length - 1;
+      while (hi >= lo && bits[hi] === 0) hi--;
+      at = [lo, hi, total];
+      if (hi >= lo) total += hi - lo + 1;
+      placed.set(bits, at);
+    }
+    p.lo = at[0];
+    p.hi = at[1];
+    p.off = at[2];
+  }
+  const pool = new Uint32Array(total);
+  for (const [bits, [lo, hi, off]] of placed) if (hi >= lo) pool.set(bits.subarray(lo, hi + 1), off);
+  return pool;
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {

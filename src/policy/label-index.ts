@@ -1,20 +1,31 @@
 // An inverted index from labels to identities: resolves a selector to the identities it matches without a full scan.
-// Results are bitsets over dense identity positions (position = identity − base), so that a hot-path membership
+// Results are bitsets over dense identity positions (grouped by namespace, see `posOf`), so that a hot-path membership
 // test is one array read and a shift.
 import { requirementHolds, type Selector } from './selector.ts';
 
 const NO_RESERVED: ReadonlySet<string> = new Set();
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
+/** The label that names a pod's namespace (model/labels.ts NAMESPACE_LABEL); positions are grouped by it. */
+const NAMESPACE_KEY = 'io.kubernetes.pod.namespace';
+
 export class LabelIndex {
-  /** The identity at position 0. */
+  /** The lowest identity the index holds. */
   readonly base: number;
-  /** Number of positions (identities from `base` to the highest one, holes included). */
+  /** Number of positions (one per identity held; dense, no holes). */
   readonly size: number;
   /** Length of every bitset, in 32-bit words. */
   readonly words: number;
-  /** Labels by position; undefined for a hole. */
-  private readonly labels: (Readonly<Record<string, string>> | undefined)[];
+  /**
+   * Position by identity − base (-1 where the index holds no identity). Positions are ordered by namespace,
+   * then identity, so that a namespace's identities share a few bitset words: namespace-scoped selectors give
+   * bitsets with a short range of non-zero words.
+   */
+  private readonly posOf: Int32Array;
+  /** Identity by position. */
+  private readonly idOf: Int32Array;
+  /** Labels by position. */
+  private readonly labels: Readonly<Record<string, string>>[];
   /** Positions that hold an identity, ascending. */
   private readonly present: number[] = [];
   /** key → value → positions. */
@@ -34,14 +45,21 @@ export class LabelIndex {
       if (id > hi) hi = id;
     }
     this.base = identities.size > 0 ? lo : 0;
-    this.size = identities.size > 0 ? hi - lo + 1 : 0;
+    this.size = identities.size;
     this.words = (this.size + 31) >>> 5;
     this.emptyBits = new Uint32Array(this.words);
-    this.labels = new Array<Readonly<Record<string, string>> | undefined>(this.size).fill(undefined);
-    for (const [id, labels] of identities) this.labels[id - this.base] = labels;
+    this.posOf = new Int32Array(identities.size > 0 ? hi - lo + 1 : 0).fill(-1);
+    const order = [...identities.keys()].map((id) => ({ id, ns: identities.get(id)?.[NAMESPACE_KEY] ?? '' }));
+    order.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : a.id - b.id));
+    this.idOf = new Int32Array(order.length);
+    this.labels = new Array<Readonly<Record<string, string>>>(order.length);
+    order.forEach((x, pos) => {
+      this.idOf[pos] = x.id;
+      this.posOf[x.id - this.base] = pos;
+      this.labels[pos] = identities.get(x.id) as Readonly<Record<string, string>>;
+    });
     for (let pos = 0; pos < this.size; pos++) {
-      const labels = this.labels[pos];
-      if (labels === undefined) continue;
+      const labels = this.labels[pos] as Readonly<Record<string, string>>;
       this.present.push(pos);
       for (const k in labels) {
         const v = labels[k] as string;
@@ -64,7 +82,7 @@ export class LabelIndex {
       let word = bits[w] as number;
       while (word !== 0) {
         const low = word & -word;
-        out.add(this.base + w * 32 + (31 - Math.clz32(low)));
+        out.add(this.idOf[w * 32 + (31 - Math.clz32(low))] as number);
         word ^= low;
       }
     }
@@ -83,8 +101,13 @@ export class LabelIndex {
 
   /** The position of an identity, or -1 when the index does not hold it. */
   position(identity: number): number {
-    const pos = identity - this.base;
-    return pos >= 0 && pos < this.size && this.labels[pos] !== undefined ? pos : -1;
+    const i = identity - this.base;
+    return i >= 0 && i < this.posOf.length ? (this.posOf[i] as number) : -1;
+  }
+
+  /** The identity at a position. */
+  identityAt(pos: number): number {
+    return this.idOf[pos] as number;
   }
 
   /** A new all-zero bitset of this index's size. */

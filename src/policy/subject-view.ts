@@ -26,6 +26,20 @@ export interface SubjectView {
   /** Allow rules that may match this protocol and port (a superset, ascending rule id; each is still checked). */
   allowCandidates(protocol: Protocol, port: number): readonly Candidate[];
   requires: readonly Selector[];
+  /**
+   * Optional fast scan: the index ≥ `start` of the first candidate of the deny (or allow) list for the flow's
+   * protocol and port whose ports and peers match the flow, or -1. It must give what `scanCandidates` gives.
+   */
+  firstMatch?(deny: boolean, start: number, q: DirectionQuery, m: PeerMatcher): number;
+}
+
+/** The index ≥ `start` of the first candidate whose ports and peers match the flow, or -1 (the reference scan). */
+export function scanCandidates(list: readonly Candidate[], start: number, q: DirectionQuery, m: PeerMatcher): number {
+  for (let i = start; i < list.length; i++) {
+    const c = list[i] as Candidate;
+    if ((c.port === PORT_DYNAMIC ? portMatch(c.rule, q) : c.port) !== PORT_NONE && m.matches(c, q.peer)) return i;
+  }
+  return -1;
 }
 
 export interface DirectionQuery {
@@ -108,7 +122,7 @@ function portEntryMatches(pm: NonNullable<Rule['ports']>[number], q: DirectionQu
 }
 
 /** How a rule's ports match the flow: PORT_NONE, PORT_L4 or PORT_L7. Allocates nothing (it runs for every candidate rule). */
-function portMatch(rule: Rule, q: DirectionQuery): number {
+export function portMatch(rule: Rule, q: DirectionQuery): number {
   const ports = rule.ports;
   if (!ports) return PORT_L4;
   let result = PORT_NONE;
@@ -135,10 +149,9 @@ export function decideDirection(view: SubjectView, q: DirectionQuery, m: PeerMat
   if (q.mode === 'never') return { direction, selectedBy, verdict: 'allowed', reason: 'enforcement-disabled' };
   // Deny rules win over every allow, from any policy kind.
   const denyRules = view.denyCandidates(q.protocol, q.port);
-  for (let i = 0; i < denyRules.length; i++) {
-    const c = denyRules[i] as Candidate;
-    const r = c.rule;
-    if ((c.port === PORT_DYNAMIC ? portMatch(r, q) : c.port) !== PORT_NONE && m.matches(c, q.peer)) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: r.ref };
+  if (denyRules.length > 0) {
+    const di = view.firstMatch !== undefined ? view.firstMatch(true, 0, q, m) : scanCandidates(denyRules, 0, q, m);
+    if (di >= 0) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: (denyRules[di] as Candidate).rule.ref };
   }
   const enforced = view.isolatedBy.length > 0 || (q.mode === 'always' && (q.subject.type === 'pod' || view.units.length > 0));
   if (!enforced) return { direction, selectedBy, verdict: 'allowed', reason: 'not-selected' };
@@ -151,10 +164,11 @@ export function decideDirection(view: SubjectView, q: DirectionQuery, m: PeerMat
   let l7: { rule: Rule; http: HttpRules }[] | undefined;
   const list = view.allowCandidates(q.protocol, q.port);
   for (let i = 0; i < list.length; i++) {
+    i = view.firstMatch !== undefined ? view.firstMatch(false, i, q, m) : scanCandidates(list, i, q, m);
+    if (i < 0) break;
     const c = list[i] as Candidate;
     const r = c.rule;
     const pm = c.port === PORT_DYNAMIC ? portMatch(r, q) : c.port;
-    if (pm === PORT_NONE || !m.matches(c, q.peer)) continue;
     // An L3/L4 rule for this peer and port allows every request, whatever L7 rules other rules carry.
     if (pm === PORT_L4) return { direction, selectedBy, verdict: 'allowed', reason: 'allowed-by-rule', rule: r.ref };
     collectHttp(r, q, (l7 ??= []));

@@ -111,11 +111,12 @@ function envoyRoute(r: Route): Obj {
       action.retry_policy = rp;
     }
     if (a.hashPolicy) {
-      action.hash_policy = a.hashPolicy.map((h) => {
-        if (h.header) return { header: { header_name: h.header } };
-        if (h.cookie) return { cookie: { name: h.cookie.name, ...(h.cookie.ttlMs !== undefined ? { ttl: duration(h.cookie.ttlMs) } : {}), ...(h.cookie.path ? { path: h.cookie.path } : {}) } };
-        if (h.queryParameter) return { query_parameter: { name: h.queryParameter } };
-        return { connection_properties: { source_ip: true } };
+      action.hash_policy = a.hashPolicy.flatMap((h): Obj[] => {
+        if (h.header) return [{ header: { header_name: h.header } }];
+        if (h.cookie) return [{ cookie: { name: h.cookie.name, ...(h.cookie.ttlMs !== undefined ? { ttl: duration(h.cookie.ttlMs) } : {}), ...(h.cookie.path ? { path: h.cookie.path } : {}) } }];
+        if (h.queryParameter) return [{ query_parameter: { name: h.queryParameter } }];
+        // gRPC clients cannot hash on their own address; the channel id (gRFC A42) pins each client the same way.
+        return [{ connection_properties: { source_ip: true } }, { filter_state: { key: 'io.grpc.channel_id' } }];
       });
     }
     if (a.rewrite?.prefix !== undefined) action.prefix_rewrite = a.rewrite.prefix;
