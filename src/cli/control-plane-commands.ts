@@ -2,6 +2,7 @@
 // its admin API the way istioctl reads istiod's.
 import { pino } from 'pino';
 import { stringify } from 'yaml';
+import { isLoopback } from '../ca/loopback.ts';
 import { ControlPlane, ControlPlaneError } from '../control-plane/control-plane.ts';
 import { CliError } from './cli-error.ts';
 import type { Io } from './io.ts';
@@ -24,7 +25,7 @@ function listenPort(v: string, what: string): number {
 }
 
 function loopbackOnly(host: string): void {
-  if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+  if (!isLoopback(host)) {
     throw new CliError('usage', `--host ${host}: the control plane binds only to loopback (127.0.0.0/8 or ::1)`);
   }
 }

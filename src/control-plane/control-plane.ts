@@ -79,8 +79,18 @@ export class ControlPlane {
 
   /** Loads the first configuration (which must be good), then starts every server and the file watch. */
   async start(): Promise<void> {
-    const host = this.opts.host ?? '127.0.0.1';
     if (!this.reload()) throw new ControlPlaneError('invalid-config', 'the initial configuration has errors; nothing was started');
+    try {
+      await this.startServers();
+    } catch (e) {
+      // Whatever did start is stopped again, so a failed start leaves no port bound.
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private async startServers(): Promise<void> {
+    const host = this.opts.host ?? '127.0.0.1';
     this.ca = await CertificateAuthority.loadOrCreate({ stateDir: this.opts.stateDir, trustDomain: this.opts.trustDomain ?? 'cluster.local' });
     this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
     this.ads.register(this.grpcServer);
@@ -152,12 +162,24 @@ export class ControlPlane {
       if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.reload();
+        try {
+          this.reload();
+        } catch (e) {
+          // An unreadable file or an internal failure refuses this reload; the last good configuration stays.
+          this.metrics.reloads.inc({ result: 'refused' });
+          this.log.error({ error: (e as Error).message }, 'reload failed; the last good configuration stays in force');
+        }
       }, this.opts.debounceMs ?? 100);
     };
     for (const p of this.opts.paths) {
       try {
-        this.watchers.push(watch(p, { recursive: true }, schedule));
+        const w = watch(p, { recursive: true }, schedule);
+        // A watched directory that disappears must not take the control plane down; the next reload reports it.
+        w.on('error', (e) => {
+          this.log.warn({ path: p, error: e.message }, 'watch failed; reloading to report the state of the files');
+          schedule();
+        });
+        this.watchers.push(w);
       } catch (e) {
         this.log.warn({ path: p, error: (e as Error).message }, 'cannot watch path; changes there need a restart');
       }

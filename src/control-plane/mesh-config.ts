@@ -1,7 +1,6 @@
 // One complete configuration of the mesh, compiled from manifests: it is either whole and valid, or refused.
 import { buildCluster, type Cluster } from '../model/cluster.ts';
 import { buildAuthzModel, type AuthzModel } from '../policy/authz-model.ts';
-import { PolicyEngine } from '../policy/engine.ts';
 import { hasErrors, type Diagnostic } from '../resources/diagnostics.ts';
 import type { Resource } from '../resources/kinds.ts';
 import { loadManifests } from '../resources/load.ts';
@@ -14,17 +13,19 @@ export interface MeshConfig {
   cluster: Cluster;
   routing: RoutingModel;
   authz: AuthzModel;
-  policy: PolicyEngine;
   /** Warnings that did not stop the configuration from being applied. */
   warnings: Diagnostic[];
-  /** Content identity of the inputs, for logs and status. */
+  /** The files the configuration came from. */
   files: string[];
 }
 
 export type CompileResult = { ok: true; config: MeshConfig } | { ok: false; diagnostics: Diagnostic[] };
 
 export interface CompileOptions {
+  /** SPIFFE trust domain (for principals); default cluster.local. */
   trustDomain?: string;
+  /** DNS domain of Service names (`<svc>.<ns>.svc.<domain>`); default cluster.local. */
+  clusterDomain?: string;
   rootNamespace?: string;
 }
 
@@ -33,7 +34,7 @@ export function compileMeshConfig(sources: readonly SourceText[], opts: CompileO
   const loaded = loadManifests(sources);
   if (hasErrors(loaded.diagnostics)) return { ok: false, diagnostics: loaded.diagnostics };
   const cluster = buildCluster(loaded.resources);
-  const routing = buildRoutingModel(loaded.resources, cluster, { domain: opts.trustDomain ?? 'cluster.local' });
+  const routing = buildRoutingModel(loaded.resources, cluster, { domain: opts.clusterDomain ?? 'cluster.local' });
   const all = [...loaded.diagnostics, ...routing.diagnostics];
   if (hasErrors(routing.diagnostics)) return { ok: false, diagnostics: all };
   const authzOpts: { trustDomain?: string; rootNamespace?: string } = {};
@@ -46,7 +47,6 @@ export function compileMeshConfig(sources: readonly SourceText[], opts: CompileO
       cluster,
       routing: routing.model,
       authz: buildAuthzModel(loaded.resources, authzOpts),
-      policy: PolicyEngine.fromResources(cluster, loaded.resources),
       warnings: all.filter((d) => d.severity === 'warning'),
       files: sources.map((s) => s.name),
     },

@@ -10,9 +10,9 @@ export const CONTROL_PLANE_IDENTITY: Identity = { namespace: 'trellis-system', s
 
 /** The SPIFFE ID in a peer certificate's URI SAN, if any. */
 function peerSpiffeId(peer: PeerAuth): string | undefined {
-  const san = peer.sslPeerCertificate?.subjectaltname ?? '';
-  const uri = san.split(',').map((s) => s.trim()).find((s) => s.startsWith('URI:spiffe://'));
-  return uri?.slice('URI:'.length);
+  const uris = (peer.sslPeerCertificate?.subjectaltname ?? '').split(',').map((s) => s.trim()).filter((s) => s.startsWith('URI:'));
+  // A workload certificate carries exactly one URI SAN, its SPIFFE ID.
+  return uris.length === 1 && uris[0]?.startsWith('URI:spiffe://') ? uris[0].slice('URI:'.length) : undefined;
 }
 
 export function admitByCertificate(config: () => MeshConfig | undefined, trustDomain: string): (node: XdsNode, peer: PeerAuth) => XdsNode {
@@ -30,6 +30,7 @@ export function admitByCertificate(config: () => MeshConfig | undefined, trustDo
       throw new XdsAdmissionError(`node ${node.id} asks for namespace ${node.namespace}, but its certificate is for ${who.namespace}`);
     }
     if (node.pod) {
+      if (!node.pod.startsWith(`${who.namespace}/`)) throw new XdsAdmissionError(`node ${node.id} claims pod ${node.pod} outside its certificate's namespace ${who.namespace}`);
       const pod = config()?.cluster.pods.get(node.pod);
       if (pod && pod.serviceAccount !== who.serviceAccount) {
         throw new XdsAdmissionError(`node ${node.id} claims pod ${node.pod}, which runs as ${pod.serviceAccount}, not ${who.serviceAccount}`);
@@ -37,7 +38,9 @@ export function admitByCertificate(config: () => MeshConfig | undefined, trustDo
       // Labels decide routes (sourceLabels) and policies: take them from the pod, never from the claim.
       if (pod) return { ...node, labels: { ...pod.labels } };
     }
-    return { ...node, labels: {} };
+    // An unknown pod claim is dropped, and so are claimed labels: nothing is served on a node's say-so.
+    const { pod: _claimed, ...rest } = node;
+    return { ...rest, labels: {} };
   };
 }
 

@@ -229,7 +229,9 @@ export function readHttpRoute(c: Checker, obj: Json, origin: Origin): HTTPRoute 
     const rule: HTTPRoute['spec']['rules'][number] = { matches: [], filters: filters(c, ro.filters, [...rp, 'filters'], false), backendRefs: backendRefs(c, ro.backendRefs, [...rp, 'backendRefs']), path: rp };
     const name = c.string(ro.name, [...rp, 'name']);
     if (name) rule.name = name;
-    const matches = c.array(ro.matches, [...rp, 'matches']) ?? [{}];
+    // An absent or empty `matches` matches every request (a single PathPrefix / match), as the spec says.
+    const listed = c.array(ro.matches, [...rp, 'matches']);
+    const matches = listed && listed.length > 0 ? listed : [{}];
     matches.forEach((m, j) => {
       const mp = [...rp, 'matches', j];
       const mo = c.object(m, mp, true);

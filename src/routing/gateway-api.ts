@@ -151,7 +151,8 @@ export function grpcPath(m: GRPCRoute['spec']['rules'][number]['matches'][number
     if (m.service !== undefined) return { prefix: `/${m.service}/` };
     return { regex: `/[^/]+/${escapeRegex(m.method ?? '')}` };
   }
-  return { regex: `/${m.service ?? '[^/]+'}/${m.method ?? '[^/]+'}` };
+  // Each part is grouped, so an alternation in one (`A|B`) stays inside its path segment.
+  return { regex: `/(?:${m.service ?? '[^/]+'})/(?:${m.method ?? '[^/]+'})` };
 }
 
 function isServiceRef(p: ParentReference): boolean {

@@ -20,13 +20,19 @@ function podPort(pod: ModelPod, target: number | string, transport: string): num
 }
 
 export function addServices(ctx: Ctx): void {
-  const pods = [...ctx.cluster.pods.values()].sort((a, b) => compare(a.key, b.key));
+  // Pods grouped by namespace once, so each Service looks only at its own namespace's pods.
+  const podsByNamespace = new Map<string, ModelPod[]>();
+  for (const p of [...ctx.cluster.pods.values()].sort((a, b) => compare(a.key, b.key))) {
+    const list = podsByNamespace.get(p.namespace);
+    if (list) list.push(p);
+    else podsByNamespace.set(p.namespace, [p]);
+  }
   for (const svc of ctx.cluster.services) {
     const ns = svc.metadata.namespace ?? 'default';
     const host = serviceHost(ctx, svc);
     const ports: HostPort[] = [];
     const endpoints = new Map<number, Endpoint[]>();
-    const selected = svc.spec.selector && svc.spec.type !== 'ExternalName' ? pods.filter((p) => p.namespace === ns && Object.keys(svc.spec.selector ?? {}).length > 0 && labelsMatch(svc.spec.selector ?? {}, p.labels)) : [];
+    const selected = svc.spec.selector && svc.spec.type !== 'ExternalName' ? (podsByNamespace.get(ns) ?? []).filter((p) => Object.keys(svc.spec.selector ?? {}).length > 0 && labelsMatch(svc.spec.selector ?? {}, p.labels)) : [];
     svc.spec.ports.forEach((sp, i) => {
       if (sp.protocol !== 'TCP') {
         report(ctx, 'warning', 'unsupported-protocol', svc, ['spec', 'ports', i, 'protocol'], `${sp.protocol} ports are not proxied; port ${sp.port} gets no listener`);

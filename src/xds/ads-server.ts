@@ -342,20 +342,20 @@ export class AdsServer {
 
   private attach<T>(s: AdsStream, call: grpc.ServerDuplexStream<T, unknown>, onRequest: (r: T) => void, kind: 'sotw' | 'delta'): void {
     this.streams.add(s);
+    const done = (): void => {
+      if (!this.streams.delete(s)) return;
+      if (s.node) this.emit({ kind: 'disconnect', node: s.node, stream: kind });
+    };
     call.on('data', (r: T) => {
       try {
         onRequest(r);
       } catch (e) {
         // A refused node gets PERMISSION_DENIED; anything else is an internal error. Either ends the stream.
         const code = e instanceof XdsAdmissionError ? grpc.status.PERMISSION_DENIED : grpc.status.INTERNAL;
-        this.streams.delete(s);
+        done();
         call.emit('error', { code, details: (e as Error).message });
       }
     });
-    const done = (): void => {
-      if (!this.streams.delete(s)) return;
-      if (s.node) this.emit({ kind: 'disconnect', node: s.node, stream: kind });
-    };
     call.on('end', () => {
       done();
       call.end();

@@ -11,7 +11,6 @@ import type { XdsNode } from './xds-node.ts';
 
 interface CacheEntry {
   epoch: number;
-  json: string;
   resource: VersionedResource;
 }
 
@@ -95,13 +94,14 @@ export class MeshResources implements ResourceProvider {
     const hit = this.cache.get(cacheKey);
     if (hit && hit.epoch === this.epoch) return hit.resource;
     const obj = build();
-    const json = JSON.stringify(obj);
-    if (hit && hit.json === json) {
+    // The version is a hash of the content; only the hash is kept, not the content's text.
+    const version = createHash('sha256').update(JSON.stringify(obj)).digest('hex').slice(0, 16);
+    if (hit && hit.resource.version === version) {
       hit.epoch = this.epoch;
       return hit.resource;
     }
-    const resource: VersionedResource = { name, version: createHash('sha256').update(json).digest('hex').slice(0, 16), resource: encodeAny(type, obj) };
-    this.cache.set(cacheKey, { epoch: this.epoch, json, resource });
+    const resource: VersionedResource = { name, version, resource: encodeAny(type, obj) };
+    this.cache.set(cacheKey, { epoch: this.epoch, resource });
     return resource;
   }
 }
