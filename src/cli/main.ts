@@ -6,6 +6,7 @@ import { CliError } from './cli-error.ts';
 import { onceStdin, processIo, type Io } from './io.ts';
 import { loadCluster, loadResources } from './load-cluster.ts';
 import { runCheck, type CheckOptions } from './policy-check.ts';
+import { registerAuthzCommands } from './authz-check.ts';
 import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
 import { grpcBootstrap } from '../xds/bootstrap.ts';
 import { runControlPlane, runProxyConfig, runProxyStatus, type ControlPlaneCliOptions } from './control-plane-commands.ts';
@@ -89,6 +90,10 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
       io.err(`${findings.length} finding(s) in ${loaded.engine.units.length} policy rule set(s)`);
       if (o.strict && findings.length > 0) code = 1;
     });
+
+  registerAuthzCommands(program, fileOption, io, (c) => {
+    code = c;
+  });
 
   program
     .command('control-plane')

@@ -5,6 +5,7 @@ import { hasErrors, type Diagnostic } from '../resources/diagnostics.ts';
 import type { Resource } from '../resources/kinds.ts';
 import { loadManifests } from '../resources/load.ts';
 import type { SourceText } from '../resources/source.ts';
+import { resolveJwksFiles, type JwksFileReader } from './jwks-files.ts';
 import { buildRoutingModel } from '../routing/build.ts';
 import type { RoutingModel } from '../routing/model.ts';
 
@@ -27,12 +28,18 @@ export interface CompileOptions {
   /** DNS domain of Service names (`<svc>.<ns>.svc.<domain>`); default cluster.local. */
   clusterDomain?: string;
   rootNamespace?: string;
+  /** Reads `jwksUri: file:///…` files; default the file system. */
+  jwksReader?: JwksFileReader;
 }
 
 /** Loads, validates and compiles everything. Any error anywhere refuses the whole configuration: nothing half-applies. */
 export function compileMeshConfig(sources: readonly SourceText[], opts: CompileOptions = {}): CompileResult {
-  const loaded = loadManifests(sources);
-  if (hasErrors(loaded.diagnostics)) return { ok: false, diagnostics: loaded.diagnostics };
+  const manifests = loadManifests(sources);
+  if (hasErrors(manifests.diagnostics)) return { ok: false, diagnostics: manifests.diagnostics };
+  // `jwksUri: file:///…` is read here, at load time, so that policies stay pure.
+  const jwks = resolveJwksFiles(manifests.resources, opts.jwksReader);
+  const loaded = { resources: jwks.resources, diagnostics: [...manifests.diagnostics, ...jwks.diagnostics] };
+  if (hasErrors(jwks.diagnostics)) return { ok: false, diagnostics: loaded.diagnostics };
   const cluster = buildCluster(loaded.resources);
   const routing = buildRoutingModel(loaded.resources, cluster, { domain: opts.clusterDomain ?? 'cluster.local' });
   const all = [...loaded.diagnostics, ...routing.diagnostics];

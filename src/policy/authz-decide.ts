@@ -2,6 +2,7 @@
 import type { Location } from '../resources/diagnostics.ts';
 import type { AuthorizationCondition, AuthorizationOperation, AuthorizationPolicy, AuthorizationRule, AuthorizationSource } from '../resources/kinds-security.ts';
 import { cidrContains, hostCidr, isCidrError, parseCidr, parseIp, type Cidr } from '../resources/net.ts';
+import { verifyJwt } from './jwt.ts';
 import { mtlsModeFor, rulePath, workloadAuthz, type AuthzModel, type ScopedPolicy, type SecurityKind, type WorkloadAuthz } from './authz-model.ts';
 
 /** One request as the destination's sidecar (or proxyless gRPC server) sees it. */
@@ -41,14 +42,22 @@ export interface AuthzRequest {
     /** Header names are case-insensitive. */
     headers?: Record<string, string | readonly string[]>;
   };
-  /** The claims of the JWT the request carries (signature already verified by the caller of this function). */
-  jwt?: { claims: Record<string, unknown> };
+  /**
+   * The JWT the request carries. A string is the raw compact token (e.g. from `authorization: Bearer …`): it is
+   * verified (signature, issuer, audiences, exp/nbf at `now`) against the workload's RequestAuthentication rules.
+   * `{claims}` are claims the caller has already verified: only issuer and audiences are checked.
+   * Without it, the token is taken from the rules' locations in `http` (default `authorization: Bearer` and the
+   * `access_token` query parameter). No token at all passes RequestAuthentication, with no request principal.
+   */
+  jwt?: string | { claims: Record<string, unknown> };
+  /** The time of the request, milliseconds since the epoch: needed to check a raw token's `exp` and `nbf`. */
+  now?: number;
 }
 
 export type AuthzReason =
   /** Port is in STRICT mTLS mode and the peer presented no identity. */
   | 'mtls-required'
-  /** A JWT was presented that no applicable RequestAuthentication rule accepts (issuer or audience). */
+  /** A JWT was presented that no applicable RequestAuthentication rule accepts (issuer, audience, time or signature): 401. */
   | 'jwt-invalid'
   /** A CUSTOM policy matched: external authorization is not supported, so the request is denied. */
   | 'custom-unsupported'
@@ -81,6 +90,8 @@ export interface AuthzDecision {
   /** Dry-run policies (`istio.io/dry-run`) whose rules matched, with what they would have done. */
   dryRun: { action: AuthorizationPolicy['spec']['action']; policy: AuthzPolicyHit }[];
   reason: AuthzReason;
+  /** `iss/sub` of the JWT the request carried, once accepted. */
+  requestPrincipal?: string;
   /** One line for people. */
   message: string;
 }
@@ -107,6 +118,7 @@ export function decideForWorkload(w: WorkloadAuthz, req: AuthzRequest): AuthzDec
   const out = (verdict: AuthzDecision['verdict'], reason: AuthzReason, message: string, policy?: AuthzPolicyHit): AuthzDecision => {
     const d: AuthzDecision = { verdict, audit: auditedBy.length > 0, auditedBy, dryRun, reason, message };
     if (policy) d.policy = policy;
+    if (facts.requestPrincipal) d.requestPrincipal = `${facts.requestPrincipal.iss}/${facts.requestPrincipal.sub}`;
     return d;
   };
   const auditedBy: AuthzPolicyHit[] = [];
@@ -136,19 +148,20 @@ export function decideForWorkload(w: WorkloadAuthz, req: AuthzRequest): AuthzDec
     return out('deny', 'mtls-required', `port ${req.destination.port} requires mTLS (STRICT) and the peer presented no identity`, hit);
   }
 
-  if (req.jwt && w.jwtRules.length > 0) {
-    const claims = req.jwt.claims;
-    const iss = claims.iss;
-    const aud = claims.aud;
-    const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((x): x is string => typeof x === 'string') : [];
-    const accepted = w.jwtRules.find((r) => r.rule.issuer === iss && (r.rule.audiences.length === 0 || r.rule.audiences.some((a) => auds.includes(a))));
-    if (!accepted) {
-      const r = w.jwtRules[0];
-      const hit = r ? { kind: r.policy.kind, namespace: r.policy.namespace, name: r.policy.name, field: 'spec.jwtRules', location: r.policy.origin.locate(['spec', 'jwtRules']) } : undefined;
-      return out('deny', 'jwt-invalid', `the JWT (issuer ${JSON.stringify(iss)}) is not accepted by any RequestAuthentication rule for this workload`, hit);
+  if (w.jwtRules.length > 0) {
+    const token = req.jwt ?? extractToken(w, facts);
+    if (token !== undefined) {
+      const v = checkJwt(w, token, req.now);
+      if (!v.ok) {
+        const r = (v.ruleIndex !== undefined ? w.jwtRules[v.ruleIndex] : undefined) ?? w.jwtRules[0];
+        const path = v.ruleIndex !== undefined && r ? r.rule.path : ['spec', 'jwtRules'];
+        const hit = r ? { kind: r.policy.kind, namespace: r.policy.namespace, name: r.policy.name, field: formatFieldPath(path), location: r.policy.origin.locate(path) } : undefined;
+        return out('deny', 'jwt-invalid', `invalid JWT (401): ${v.reason}`, hit);
+      }
+      facts.claims = v.claims;
+      const sub = v.claims.sub;
+      if (typeof sub === 'string') facts.requestPrincipal = { iss: v.issuer, sub };
     }
-    facts.claims = claims;
-    if (typeof iss === 'string' && typeof claims.sub === 'string') facts.requestPrincipal = { iss, sub: claims.sub };
   }
 
   for (const sp of w.policies.AUDIT) {
@@ -175,6 +188,56 @@ export function decideForWorkload(w: WorkloadAuthz, req: AuthzRequest): AuthzDec
     if (i !== undefined) return out('allow', 'allowed-by-policy', `allowed by ALLOW policy ${name(sp)} ${ruleField(sp.policy, i)}`, hit(sp, i));
   }
   return out('deny', 'no-allow-match', `ALLOW policies apply to the workload (${w.policies.ALLOW.map(name).join(', ')}) and none matches`);
+}
+
+type JwtCheck = { ok: true; issuer: string; claims: Record<string, unknown> } | { ok: false; reason: string; ruleIndex?: number };
+
+function checkJwt(w: WorkloadAuthz, token: string | { claims: Record<string, unknown> }, now: number | undefined): JwtCheck {
+  if (typeof token === 'string') {
+    if (now === undefined) return { ok: false, reason: 'the request has no time (`now`), so the token\'s validity cannot be checked' };
+    const v = verifyJwt(token, w.jwtRules.map((r) => r.verifier), now);
+    if (v.ok) return { ok: true, issuer: v.issuer, claims: v.claims };
+    return v.ruleIndex === undefined ? { ok: false, reason: v.reason } : { ok: false, reason: v.reason, ruleIndex: v.ruleIndex };
+  }
+  // Claims already verified by the caller: issuer and audiences only.
+  const claims = token.claims;
+  const iss = claims.iss;
+  const aud = claims.aud;
+  const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((x): x is string => typeof x === 'string') : [];
+  if (typeof iss !== 'string') return { ok: false, reason: 'the token has no "iss" claim' };
+  const byIssuer = w.jwtRules.findIndex((r) => r.rule.issuer === iss);
+  if (byIssuer < 0) return { ok: false, reason: `issuer ${JSON.stringify(iss)} is not configured in any RequestAuthentication rule` };
+  const accepted = w.jwtRules.some((r) => r.rule.issuer === iss && (r.rule.audiences.length === 0 || r.rule.audiences.some((a) => auds.includes(a))));
+  if (!accepted) return { ok: false, reason: `audience ${JSON.stringify(aud ?? null)} is not accepted for issuer ${iss}`, ruleIndex: byIssuer };
+  return { ok: true, issuer: iss, claims };
+}
+
+/** The token at the first location a rule names: `fromHeaders`/`fromParams`, or Istio's defaults when a rule names none. */
+function extractToken(w: WorkloadAuthz, f: Facts): string | undefined {
+  const h = f.req.http;
+  if (!h) return undefined;
+  const q = h.path.indexOf('?');
+  const query = q >= 0 ? new URLSearchParams(h.path.slice(q + 1).replace(/#.*$/, '')) : undefined;
+  for (const { rule } of w.jwtRules) {
+    const custom = rule.fromHeaders.length > 0 || rule.fromParams.length > 0;
+    const headers = custom ? rule.fromHeaders : [{ name: 'authorization', prefix: 'Bearer ' }];
+    const params = custom ? rule.fromParams : ['access_token'];
+    for (const { name, prefix } of headers) {
+      const v = f.headers.get(name.toLowerCase());
+      if (v === undefined) continue;
+      if (prefix === undefined) return v.trim();
+      if (v.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase()) return v.slice(prefix.length).trim();
+    }
+    for (const p of params) {
+      const v = query?.get(p);
+      if (v !== undefined && v !== null) return v;
+    }
+  }
+  return undefined;
+}
+
+function formatFieldPath(path: readonly (string | number)[]): string {
+  return path.map((s) => (typeof s === 'number' ? `[${s}]` : s)).join('.').replace(/\.\[/g, '[');
 }
 
 function name(sp: ScopedPolicy): string {

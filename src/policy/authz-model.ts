@@ -9,6 +9,7 @@ import type {
   RequestAuthentication,
   WorkloadSelector,
 } from '../resources/kinds-security.ts';
+import { compileJwtRule, type CompiledJwtRule } from './jwt.ts';
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
@@ -39,6 +40,8 @@ export interface AuthzModel {
   authorization: Map<string, AuthorizationPolicy[]>;
   peer: Map<string, PeerAuthentication[]>;
   request: Map<string, RequestAuthentication[]>;
+  /** Every JWT rule with its JWKS parsed once. */
+  jwt: Map<JwtRule, CompiledJwtRule>;
 }
 
 /** The target of a policy: a pod's namespace and labels. */
@@ -65,6 +68,8 @@ export interface ResolvedMtls {
 
 export interface ScopedJwtRule {
   rule: JwtRule;
+  /** The rule with its keys, ready to verify tokens. */
+  verifier: CompiledJwtRule;
   policy: SecurityPolicyRef;
 }
 
@@ -89,6 +94,7 @@ export function buildAuthzModel(resources: readonly Resource[], opts: AuthzOptio
     authorization: new Map(),
     peer: new Map(),
     request: new Map(),
+    jwt: new Map(),
   };
   const push = <T>(m: Map<string, T[]>, ns: string, v: T): void => {
     const list = m.get(ns);
@@ -99,7 +105,10 @@ export function buildAuthzModel(resources: readonly Resource[], opts: AuthzOptio
     const ns = r.metadata.namespace ?? 'default';
     if (r.kind === 'AuthorizationPolicy') push(model.authorization, ns, r);
     else if (r.kind === 'PeerAuthentication') push(model.peer, ns, r);
-    else if (r.kind === 'RequestAuthentication') push(model.request, ns, r);
+    else if (r.kind === 'RequestAuthentication') {
+      push(model.request, ns, r);
+      for (const rule of r.spec.jwtRules) model.jwt.set(rule, compileJwtRule(rule));
+    }
   }
   return model;
 }
@@ -158,7 +167,7 @@ export function workloadAuthz(model: AuthzModel, w: WorkloadRef): WorkloadAuthz 
   for (const p of candidates(model.request, root, w.namespace)) {
     if (p.spec.targetRefs.length > 0) continue;
     if (!scopeFor(p.metadata.namespace ?? 'default', p.spec.selector, w, root)) continue;
-    for (const rule of p.spec.jwtRules) out.jwtRules.push({ rule, policy: policyRef(p) });
+    for (const rule of p.spec.jwtRules) out.jwtRules.push({ rule, verifier: model.jwt.get(rule) ?? compileJwtRule(rule), policy: policyRef(p) });
   }
   return out;
 }

@@ -84,14 +84,8 @@ function jwtRule(c: Checker, v: unknown, path: FieldPath): JwtRule | undefined {
   const out: JwtRule = { issuer, audiences: stringList(c, o.audiences, [...path, 'audiences']) ?? [], fromHeaders: [], fromParams: [], forwardOriginalToken: false, path };
   const uri = c.string(o.jwksUri, [...path, 'jwksUri']);
   if (uri !== undefined && uri !== '') {
-    let ok = false;
-    try {
-      const u = new URL(uri);
-      ok = (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
-    } catch {
-      ok = false;
-    }
-    if (!ok) c.error([...path, 'jwksUri'], `"${uri}" must be an http or https URL`);
+    const problem = jwksUriProblem(uri);
+    if (problem) c.error([...path, 'jwksUri'], problem);
     else out.jwksUri = uri;
   }
   const jwks = c.string(o.jwks, [...path, 'jwks']);
@@ -137,6 +131,27 @@ function jwtRule(c: Checker, v: unknown, path: FieldPath): JwtRule | undefined {
   const timeout = c.string(o.timeout, [...path, 'timeout']);
   if (timeout !== undefined && !/^([0-9]+(\.[0-9]+)?(h|m|s|ms|us|ns))+$/.test(timeout)) c.error([...path, 'timeout'], `"${timeout}" must be a duration such as 5s`);
   return out;
+}
+
+/**
+ * `jwksUri` is an http(s) URL (Istio) or, a Trellis extension for local mode, `file:///absolute/path.json`, whose
+ * keys are read when the configuration is loaded.
+ */
+function jwksUriProblem(uri: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(uri);
+  } catch {
+    return `"${uri}" must be an http or https URL, or file:///absolute/path`;
+  }
+  if (u.protocol === 'https:' || u.protocol === 'http:') return u.hostname !== '' ? undefined : `"${uri}" has no host`;
+  if (u.protocol === 'file:') {
+    if (!/^file:\/\/(localhost)?\//i.test(uri)) return `"${uri}" must be file:///absolute/path (three slashes: no host, an absolute path)`;
+    if (u.search !== '' || u.hash !== '') return `"${uri}" must not have a query or fragment`;
+    if (u.pathname === '/' || u.pathname.endsWith('/')) return `"${uri}" must name a file`;
+    return undefined;
+  }
+  return `"${uri}" must be an http or https URL, or file:///absolute/path`;
 }
 
 /** Checks an inline JWKS (RFC 7517): a JSON object with a `keys` list of objects, each with a `kty`. */

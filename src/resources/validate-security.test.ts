@@ -138,7 +138,7 @@ describe('security.istio.io validation', () => {
       "sec.yaml:72:3: RequestAuthentication dns/jwt: spec.targetRef: may not be combined with selector: set only one of selector, targetRef or targetRefs",
       "sec.yaml:72:74: RequestAuthentication dns/jwt: spec.targetRef.namespace: must not be set; cross-namespace references are not supported",
       "sec.yaml:74:13: RequestAuthentication dns/jwt: spec.jwtRules[0].issuer: is required",
-      "sec.yaml:75:14: RequestAuthentication dns/jwt: spec.jwtRules[0].jwksUri: \"ftp://x\" must be an http or https URL",
+      "sec.yaml:75:14: RequestAuthentication dns/jwt: spec.jwtRules[0].jwksUri: \"ftp://x\" must be an http or https URL, or file:///absolute/path",
       "sec.yaml:76:11: RequestAuthentication dns/jwt: spec.jwtRules[0].jwks: is not a valid JWKS: keys[0] has no \"kty\"",
       "sec.yaml:77:26: RequestAuthentication dns/jwt: spec.jwtRules[0].fromHeaders[0].name: \"bad header\" is not a valid HTTP header name",
       "sec.yaml:77:41: RequestAuthentication dns/jwt: spec.jwtRules[0].fromHeaders[1].name: is required",
