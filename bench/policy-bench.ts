@@ -4,9 +4,13 @@
 //   npm run bench:policy          (node --expose-gc --import tsx --max-old-space-size=4096 bench/policy-bench.ts)
 //
 // Environment: BENCH_SCALE (default 1) scales the cluster, the policies and the flow counts, for quick runs;
-// only a run at scale 1 is judged against the targets. BENCH_SEED changes the PRNG seed.
+// only a run at scale 1 is judged against the targets. BENCH_SEED changes the PRNG seed. BENCH_FLOWS overrides
+// the flow count. BENCH_PROFILE=1 prints candidate counts, times the flows once (also with a 1,000-flow working
+// set, to show what cache misses cost) and stops; with it, BENCH_CPUPROF=<file> writes a CPU profile of the
+// timed decisions only, and BENCH_FLOOR=1 also times what merely touching the endpoints, pods and views costs.
 // Writes bench/results/policy.json and bench/results/policy.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -808,6 +812,8 @@ function profileCandidates(engine: PolicyEngine, flows: FlowSet): void {
     let allowWalked = 0;
     let maxDeny = 0;
     let maxAllow = 0;
+    let dynDeny = 0;
+    let dynAllow = 0;
     const hist = new Map<number, number>();
     for (const q of qs.slice(0, 200_000)) {
       for (const d of ['egress', 'ingress'] as const) {
@@ -825,6 +831,8 @@ function profileCandidates(engine: PolicyEngine, flows: FlowSet): void {
         maxAllow = Math.max(maxAllow, allow.length);
         let walked = deny.length;
         denyWalked += deny.length;
+        for (const c of deny) if (c.port === -1) dynDeny++;
+        for (const c of allow) if (c.port === -1) dynAllow++;
         for (const c of allow) {
           allowWalked++;
           walked++;
@@ -834,7 +842,7 @@ function profileCandidates(engine: PolicyEngine, flows: FlowSet): void {
         hist.set(b, (hist.get(b) ?? 0) + 1);
       }
     }
-    console.log(`${name}: ${dirs} direction decisions; per decision deny listed ${(denyListed / dirs).toFixed(2)} (max ${maxDeny}), allow listed ${(allowListed / dirs).toFixed(2)} (max ${maxAllow}); walked (upper bound) deny ${(denyWalked / dirs).toFixed(2)}, allow ${(allowWalked / dirs).toFixed(2)}; walked histogram (≤ power of 2): ${JSON.stringify([...hist].sort((a, b) => a[0] - b[0]))}`);
+    console.log(`${name}: ${dirs} direction decisions; per decision deny listed ${(denyListed / dirs).toFixed(2)} (max ${maxDeny}), allow listed ${(allowListed / dirs).toFixed(2)} (max ${maxAllow}); walked (upper bound) deny ${(denyWalked / dirs).toFixed(2)}, allow ${(allowWalked / dirs).toFixed(2)}; walked histogram (≤ power of 2): ${JSON.stringify([...hist].sort((a, b) => a[0] - b[0]))}; named-port candidates deny ${(dynDeny / dirs).toFixed(2)}, allow ${(dynAllow / dirs).toFixed(2)}`);
   }
 }
 
@@ -882,8 +890,46 @@ function main(): void {
     const decideP = (q: FlowQuery): Decision => engine.decide(q);
     for (let i = 0; i < 200_000; i++) if (decideP(flows.l4[i % flows.l4.length] as FlowQuery).verdict === 'allowed') sink++;
     const ov = timerOverheadNs();
+    // BENCH_CPUPROF=<file>: a CPU profile of the timed decisions only (not the compile).
+    const profFile = process.env.BENCH_CPUPROF;
+    const session = profFile ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      session.post('Profiler.enable');
+      session.post('Profiler.start');
+    }
     log(`L3/L4 per decision: ${JSON.stringify(stats(timeEach(decideP, flows.l4, ov)))}`);
     log(`L7 per decision: ${JSON.stringify(stats(timeEach(decideP, flows.l7, ov)))}`);
+    // The same decisions with a small working set (1,000 flows repeated): what a decision costs with warm caches.
+    // Floor: only touch both endpoints and their pods (what any decision must read).
+    const touched = { verdict: 'allowed', egress: undefined, ingress: undefined } as unknown as Decision;
+    const touch = (q: FlowQuery): Decision => {
+      const a = q.from.type === 'pod' ? q.from.pod.identity : 0;
+      const b = q.to.type === 'pod' ? q.to.pod.identity : 0;
+      sink += a + b;
+      return touched;
+    };
+    if (process.env.BENCH_FLOOR === '1') log(`floor (endpoints and pods only): ${JSON.stringify(stats(timeEach(touch, flows.l4, ov)))}`);
+    const touchViews = (q: FlowQuery): Decision => {
+      if (q.from.type !== 'world') sink += engine.view(q.from, 'egress').isolatedBy.length;
+      if (q.to.type !== 'world') sink += engine.view(q.to, 'ingress').isolatedBy.length;
+      return touched;
+    };
+    if (process.env.BENCH_FLOOR === '1') log(`floor + views: ${JSON.stringify(stats(timeEach(touchViews, flows.l4, ov)))}`);
+    const touchEntries = (q: FlowQuery): Decision => {
+      if (q.from.type !== 'world') sink += engine.view(q.from, 'egress').denyCandidates(q.protocol, q.port).length;
+      if (q.to.type !== 'world') sink += engine.view(q.to, 'ingress').denyCandidates(q.protocol, q.port).length;
+      return touched;
+    };
+    if (process.env.BENCH_FLOOR === '1') log(`floor + views + entries: ${JSON.stringify(stats(timeEach(touchEntries, flows.l4, ov)))}`);
+    const small = Array.from({ length: flows.l4.length }, (_, i) => flows.l4[i % 1000] as FlowQuery);
+    log(`L3/L4 per decision, 1,000-flow working set: ${JSON.stringify(stats(timeEach(decideP, small, ov)))}`);
+    if (session && profFile) {
+      session.post('Profiler.stop', (err, res) => {
+        if (!err) writeFileSync(profFile, JSON.stringify(res.profile));
+        session.disconnect();
+      });
+    }
     return;
   }
   const decide = (q: FlowQuery): Decision => engine.decide(q);

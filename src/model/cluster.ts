@@ -1,6 +1,6 @@
 // The cluster as data: namespaces, nodes, pods (from Pods and workloads) with addresses, labels and identities.
 import type { ContainerPort, Origin, PodSpec, Resource, Service, Workload } from '../resources/kinds.ts';
-import { formatIp, isCidrError, nthAddress, parseCidr, parseIp, type IpBytes } from '../resources/net.ts';
+import { formatIp, isCidrError, nthAddress, parseCidr, parseIp, type Cidr, type IpBytes } from '../resources/net.ts';
 import { allocateIdentities } from './identity.ts';
 import { endpointLabelsWith, labelSetKey, namespaceEndpointLabels, NAMESPACE_NAME_LABEL } from './labels.ts';
 
@@ -60,6 +60,10 @@ export interface ClusterOptions {
 
 interface PodDraft extends Omit<ModelPod, 'endpointLabels' | 'identity' | 'ips'> {
   ips: string[];
+  /** The workload whose template it replicates: its replicas share one identity key. */
+  template?: Workload;
+  /** Its replicas also carry the same labels (not a StatefulSet), so they share their endpoint labels. */
+  sameLabels?: boolean;
 }
 
 /** Builds the model. Pure: the same resources always give the same pods, addresses and identities. */
@@ -110,12 +114,20 @@ export function buildCluster(resources: readonly Resource[], opts: ClusterOption
   assignAddresses(drafts, nodes, opts.podCidr ?? DEFAULT_POD_CIDR);
 
   // The identity key of each pod is computed once (it sorts the labels).
+  // Replicas of one template share it: their identity labels are equal (only non-identity labels differ).
   const prefixed = new Map<string, Record<string, string>>();
+  const byTemplate = new Map<Workload, { labels: Record<string, string>; key: string }>();
   const withLabels = drafts.map((d) => {
+    const t = d.template;
+    const hit = t !== undefined ? byTemplate.get(t) : undefined;
+    if (hit !== undefined && d.sameLabels === true) return { d, labels: hit.labels, key: hit.key };
     let nsLabels = prefixed.get(d.namespace);
     if (!nsLabels) prefixed.set(d.namespace, (nsLabels = namespaceEndpointLabels(namespaces.get(d.namespace)?.labels ?? {})));
     const labels = endpointLabelsWith(d, nsLabels, opts.clusterName);
-    return { d, labels, key: labelSetKey(labels) };
+    if (hit !== undefined) return { d, labels, key: hit.key };
+    const key = labelSetKey(labels);
+    if (t !== undefined) byTemplate.set(t, { labels, key });
+    return { d, labels, key };
   });
   const ids = allocateIdentities(withLabels.map((x) => x.key));
   const pods = new Map<string, ModelPod>();
@@ -144,16 +156,17 @@ function modelPod(d: PodDraft, endpointLabels: Record<string, string>, identity:
   return { key: d.key, name: d.name, namespace: d.namespace, labels: d.labels, serviceAccount: d.serviceAccount, ips: d.ips, hostNetwork: d.hostNetwork, ports: d.ports, ready: d.ready, owner: d.owner, nodeName: d.nodeName, endpointLabels, identity };
 }
 
-function podDraft(namespace: string, name: string, labels: Record<string, string>, spec: PodSpec, owner: ModelPod['owner'], ips: string[], ready: boolean): PodDraft {
+/** `labels` is copied unless `own` (a fresh object of the caller's); `ports` are the spec's, when already collected. */
+function podDraft(namespace: string, name: string, labels: Record<string, string>, spec: PodSpec, owner: ModelPod['owner'], ips: string[], ready: boolean, own = false, ports?: ContainerPort[]): PodDraft {
   const draft: PodDraft = {
     key: `${namespace}/${name}`,
     name,
     namespace,
-    labels: { ...labels },
+    labels: own ? labels : { ...labels },
     serviceAccount: spec.serviceAccountName,
-    ips: ips.map((ip) => formatIp(parseIp(ip) ?? new Uint8Array(4))),
+    ips: ips.length === 0 ? [] : ips.map((ip) => formatIp(parseIp(ip) ?? new Uint8Array(4))),
     hostNetwork: spec.hostNetwork,
-    ports: spec.containers.flatMap((c) => c.ports),
+    ports: ports ?? spec.containers.flatMap((c) => c.ports),
     ready,
     owner,
   };
@@ -167,9 +180,14 @@ function workloadPods(w: Workload, nodeNames: string[]): PodDraft[] {
   const owner = { kind: w.kind, name: w.metadata.name, origin: w.origin };
   const hash = templateHash(`${ns}/${w.kind}/${w.metadata.name}/${JSON.stringify(w.template)}`);
   const out: PodDraft[] = [];
+  const ports = w.template.spec.containers.flatMap((c) => c.ports);
+  const sameLabels = w.kind !== 'StatefulSet';
   const make = (name: string, extra: Record<string, string>, nodeName?: string): void => {
     const spec: PodSpec = nodeName ? { ...w.template.spec, nodeName } : w.template.spec;
-    out.push(podDraft(ns, name, { ...w.template.labels, ...extra }, spec, owner, [], true));
+    const d = podDraft(ns, name, { ...w.template.labels, ...extra }, spec, owner, [], true, true, ports);
+    d.template = w;
+    d.sameLabels = sameLabels;
+    out.push(d);
   };
   switch (w.kind) {
     case 'StatefulSet':
@@ -225,6 +243,7 @@ function assignAddresses(drafts: PodDraft[], nodes: Map<string, ModelNode>, defa
   const used = new Set<string>();
   for (const d of drafts) for (const ip of d.ips) used.add(ip);
   for (const n of nodes.values()) for (const ip of n.ips) used.add(ip);
+  const cidrs = new Map<string, ReturnType<typeof parseCidr>>();
   for (const d of [...drafts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     if (d.ips.length > 0) continue;
     const node = d.nodeName ? nodes.get(d.nodeName) : undefined;
@@ -232,7 +251,9 @@ function assignAddresses(drafts: PodDraft[], nodes: Map<string, ModelNode>, defa
       if (node) d.ips = [...node.ips];
       continue;
     }
-    const cidr = parseCidr(node?.podCIDRs[0] ?? defaultCidr);
+    const cidrText = node?.podCIDRs[0] ?? defaultCidr;
+    let cidr = cidrs.get(cidrText);
+    if (cidr === undefined) cidrs.set(cidrText, (cidr = parseCidr(cidrText)));
     if (isCidrError(cidr)) continue;
     const hostBits = cidr.bytes.length * 8 - cidr.prefix;
     const size = hostBits >= 31 ? 2 ** 31 : 2 ** hostBits;
@@ -240,9 +261,8 @@ function assignAddresses(drafts: PodDraft[], nodes: Map<string, ModelNode>, defa
     const usable = Math.max(1, size - 3);
     let slot = hashIndex(d.key) % usable;
     for (let tries = 0; tries < usable; tries++) {
-      const ip: IpBytes | undefined = nthAddress(cidr, 2 + slot);
-      if (!ip) break;
-      const text = formatIp(ip);
+      const text = nthAddressText(cidr, 2 + slot);
+      if (text === undefined) break;
       if (!used.has(text)) {
         used.add(text);
         d.ips = [text];
@@ -251,6 +271,18 @@ function assignAddresses(drafts: PodDraft[], nodes: Map<string, ModelNode>, defa
       slot = (slot + 1) % usable;
     }
   }
+}
+
+/** `formatIp(nthAddress(c, index))`, without the byte array for IPv4. */
+function nthAddressText(c: Cidr, index: number): string | undefined {
+  const b = c.bytes;
+  if (b.length !== 4) {
+    const ip: IpBytes | undefined = nthAddress(c, index);
+    return ip ? formatIp(ip) : undefined;
+  }
+  if (index >= 2 ** (32 - c.prefix)) return undefined;
+  const n = ((b[0] as number) * 16777216 + (b[1] as number) * 65536 + (b[2] as number) * 256 + (b[3] as number) + index) >>> 0;
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 function hashIndex(key: string): number {

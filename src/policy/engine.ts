@@ -14,6 +14,9 @@
 // - Each candidate list also exists as flat Int32 records (port match kind, peer flags, word range and offset
 //   of its peer bitset in one shared word pool), so the scan for a pod peer reads no rule or candidate object:
 //   one bit probe, or none when the peer's word falls outside the rule's range (namespace-scoped selectors).
+// - Each list also has a union bitset of its candidates' peer bitsets (up to its first candidate that a bitset
+//   cannot decide): a pod peer outside it skips the list after one probe. The scan then stays exact, so the
+//   deciding rule is still the first match in rule-id order.
 import type { Cluster } from '../model/cluster.ts';
 import type { Resource } from '../resources/kinds.ts';
 import type { Decision, EnforcementMode, FlowQuery } from './decision.ts';
@@ -50,10 +53,25 @@ class PeerSet {
 interface ViewContext {
   index: LabelIndex;
   pool: Uint32Array;
+  /** Union bitsets of the candidate lists (see UnionBuilder). */
+  unions: Uint32Array;
+  /** Every view's scan data, one block per view (see CompiledView.vo), so that a scan reads no view objects. */
+  vdata: Int32Array;
+  /** While views are built. */
+  vb: Int32Array[];
+  vlen: number;
+  /** While views are built. */
+  ub: UnionBuilder | null;
 }
 
-/** Candidate record layout in PortEntry.denyRec/allowRec: REC ints per candidate. */
+/** Candidate record layout in PortEntry.data: REC ints per candidate. */
 const REC = 5;
+/** PortEntry.data: union fields of the deny list (4 ints), of the allow list, the two lengths, then the records. */
+const D_UNION = 0;
+const A_UNION = 4;
+const N_DENY = 8;
+const N_ALLOW = 9;
+const RECORDS = 10;
 /** The rule names no peers: every peer matches. */
 const F_ANY = 1;
 /** Every pod matches. */
@@ -61,23 +79,22 @@ const F_ALL_PODS = 2;
 /** A pod peer outside the bitset may still match (k8s CIDRs, or no compiled peers): ask `matches`. */
 const F_SLOW_POD = 4;
 
-function records(list: readonly Candidate[]): Int32Array {
-  const out = new Int32Array(list.length * REC);
-  list.forEach((c, i) => {
+function writeRecords(list: readonly Candidate[], out: Int32Array, at: number): void {
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i] as Candidate;
     const p = c.peers as PeerSet | null;
-    const o = i * REC;
+    const o = at + i * REC;
     out[o] = c.port;
     if (p === null) {
       out[o + 1] = F_SLOW_POD;
       out[o + 2] = 1;
-      return;
+      continue;
     }
     out[o + 1] = (p.any ? F_ANY : 0) | (p.allPods ? F_ALL_PODS : 0) | (p.k8sCidrs !== null ? F_SLOW_POD : 0);
     out[o + 2] = p.lo;
     out[o + 3] = p.hi;
     out[o + 4] = p.off;
-  });
-  return out;
+  }
 }
 
 const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
@@ -89,22 +106,122 @@ function protocolIndex(p: Protocol): number {
   return p === 'TCP' ? 0 : p === 'UDP' ? 1 : 2;
 }
 
+/** Candidates that may match a pod whatever its position (no bitset decides them). */
+const F_POD_WILD = F_ANY | F_ALL_PODS | F_SLOW_POD;
+
+/**
+ * Builds the union bitsets of candidate lists: the union of the peer bitsets of the candidates before the
+ * list's first pod-wildcard one (those whose peers a bitset alone decides). A pod peer outside the union
+ * matches none of them, so its scan skips them all after one bit probe (most deny lists, and the allow lists
+ * of default-denied flows). Each union word is followed by a mask of the candidates (the first 32) with bits in
+ * that word: inside the union, the scan probes only those, in order. Lists with the same bitsets share a union.
+ */
+class UnionBuilder {
+  private readonly chunks: Uint32Array[] = [];
+  private len = 0;
+  private readonly seen = new Map<string, number>();
+  private readonly pool: Uint32Array;
+  constructor(pool: Uint32Array) {
+    this.pool = pool;
+  }
+
+  /** Writes a list's union fields into `out` at `at`: first pod-wildcard index (or n), word range lo, hi, offset. */
+  build(rec: Int32Array, base: number, n: number, out: Int32Array, at: number): void {
+    let wild = n;
+    for (let i = 0, o = base; i < n; i++, o += REC) {
+      if (((rec[o + 1] as number) & F_POD_WILD) !== 0) {
+        wild = i;
+        break;
+      }
+    }
+    // One candidate before a wildcard: its own bitset probe is as cheap.
+    if (wild < 2 && wild < n) wild = 0;
+    out[at] = wild;
+    out[at + 1] = 1;
+    out[at + 2] = 0;
+    out[at + 3] = 0;
+    if (wild === 0) return;
+    let wlo = 0x7fffffff;
+    let whi = -1;
+    let key = '';
+    for (let i = 0, o = base; i < wild; i++, o += REC) {
+      const lo = rec[o + 2] as number;
+      const hi = rec[o + 3] as number;
+      if (hi < lo) continue;
+      if (lo < wlo) wlo = lo;
+      if (hi > whi) whi = hi;
+      key += `${i}:${rec[o + 4] as number}:${lo}:${hi},`;
+    }
+    if (whi < 0) return;
+    out[at + 1] = wlo;
+    out[at + 2] = whi;
+    const hit = this.seen.get(key);
+    if (hit !== undefined) {
+      out[at + 3] = hit;
+      return;
+    }
+    const u = new Uint32Array((whi - wlo + 1) * 2);
+    const pool = this.pool;
+    for (let i = 0, o = base; i < wild; i++, o += REC) {
+      const lo = rec[o + 2] as number;
+      const hi = rec[o + 3] as number;
+      const off = (rec[o + 4] as number) - lo;
+      for (let w = lo; w <= hi; w++) {
+        const word = pool[off + w] as number;
+        if (word === 0) continue;
+        const at2 = (w - wlo) * 2;
+        u[at2] = (u[at2] as number) | word;
+        if (i < 32) u[at2 + 1] = (u[at2 + 1] as number) | (1 << i);
+      }
+    }
+    out[at + 3] = this.len;
+    this.seen.set(key, this.len);
+    this.chunks.push(u);
+    this.len += u.length;
+  }
+
+  finish(): Uint32Array {
+    const all = new Uint32Array(this.len);
+    let at = 0;
+    for (const c of this.chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    return all;
+  }
+}
+
 /** Deny and allow candidates for one (protocol, port). */
 class PortEntry {
   readonly deny: readonly Candidate[];
   readonly allow: readonly Candidate[];
-  /** The same candidates as flat records (see REC), so that a scan reads no candidate objects. */
-  readonly denyRec: Int32Array;
-  readonly allowRec: Int32Array;
-  constructor(deny: readonly Candidate[], allow: readonly Candidate[]) {
+  /**
+   * Everything a scan reads, in one array (see D_UNION…RECORDS): per list, the first pod-wildcard candidate (or
+   * the length), the word range [lo, hi] of its union bitset and the union's offset in the context's `unions`
+   * (see UnionBuilder); the lengths; then the candidates as flat records (see REC), deny first, so that a scan reads
+   * no candidate objects.
+   */
+  readonly data: Int32Array;
+  constructor(deny: readonly Candidate[], allow: readonly Candidate[], ub: UnionBuilder | null) {
     this.deny = deny;
     this.allow = allow;
-    this.denyRec = records(deny);
-    this.allowRec = records(allow);
+    const data = new Int32Array(RECORDS + (deny.length + allow.length) * REC);
+    this.data = data;
+    data[N_DENY] = deny.length;
+    data[N_ALLOW] = allow.length;
+    writeRecords(deny, data, RECORDS);
+    writeRecords(allow, data, RECORDS + deny.length * REC);
+    if (ub !== null) {
+      ub.build(data, RECORDS, deny.length, data, D_UNION);
+      ub.build(data, RECORDS + deny.length * REC, allow.length, data, A_UNION);
+    } else {
+      data[D_UNION + 1] = 1;
+      data[A_UNION + 1] = 1;
+    }
   }
 }
 
-const EMPTY_ENTRY = new PortEntry(EMPTY_CANDIDATES, EMPTY_CANDIDATES);
+const EMPTY_ENTRY = new PortEntry(EMPTY_CANDIDATES, EMPTY_CANDIDATES, null);
 
 function isExact(pm: PortMatch): boolean {
   return typeof pm.port === 'number' && (pm.endPort === undefined || pm.endPort === pm.port);
@@ -132,6 +249,15 @@ class CompiledView implements SubjectView {
   private lastKey = -1;
   private lastEntry: PortEntry = EMPTY_ENTRY;
   private readonly ctx: ViewContext;
+  /**
+   * Where this view's block starts in the context's `vdata`: the number of exact keys, the offsets (relative
+   * to the block) of the three protocols' fallback entries, then (key, offset) pairs in ascending key, then
+   * each entry's data (see PortEntry.data).
+   */
+  private readonly vo: number;
+  /** The last key's entry offset in `vdata` (as lastKey/lastEntry, for firstMatch). */
+  private lastOffKey = -1;
+  private lastOff = 0;
 
   /** `peers` gives each rule's compiled peers (by rule id). */
   constructor(units: readonly PolicyUnit[], direction: Direction, peers: readonly (PeerSet | undefined)[], ctx: ViewContext) {
@@ -162,7 +288,7 @@ class CompiledView implements SubjectView {
     for (const proto of PROTOCOLS) {
       const deny = parts.deny.filter((r) => mayMatchUnnamedPort(r, proto)).map(looseOf);
       const allow = parts.allow.filter((r) => mayMatchUnnamedPort(r, proto)).map(looseOf);
-      this.fallback.push(deny.length + allow.length === 0 ? EMPTY_ENTRY : new PortEntry(deny.length ? deny : EMPTY_CANDIDATES, allow.length ? allow : EMPTY_CANDIDATES));
+      this.fallback.push(deny.length + allow.length === 0 ? EMPTY_ENTRY : new PortEntry(deny.length ? deny : EMPTY_CANDIDATES, allow.length ? allow : EMPTY_CANDIDATES, ctx.ub));
     }
     for (const key of keys) {
       const proto = PROTOCOLS[Math.floor(key / 65536)] as Protocol;
@@ -175,8 +301,49 @@ class CompiledView implements SubjectView {
         }
         return out.length ? out : EMPTY_CANDIDATES;
       };
-      this.byPort.set(key, new PortEntry(pick(parts.deny), pick(parts.allow)));
+      this.byPort.set(key, new PortEntry(pick(parts.deny), pick(parts.allow), ctx.ub));
     }
+    const sorted = [...this.byPort.keys()].sort((a, b) => a - b);
+    let size = 4 + sorted.length * 2;
+    for (const e of this.fallback) size += e.data.length;
+    for (const e of this.byPort.values()) size += e.data.length;
+    const block = new Int32Array(size);
+    block[0] = sorted.length;
+    let at = 4 + sorted.length * 2;
+    this.fallback.forEach((e, pi) => {
+      block[1 + pi] = at;
+      block.set(e.data, at);
+      at += e.data.length;
+    });
+    sorted.forEach((key, k) => {
+      const e = this.byPort.get(key) as PortEntry;
+      block[4 + k * 2] = key;
+      block[5 + k * 2] = at;
+      block.set(e.data, at);
+      at += e.data.length;
+    });
+    this.vo = ctx.vlen;
+    ctx.vb.push(block);
+    ctx.vlen += size;
+  }
+
+  /** The absolute offset in `vdata` of the entry data for a protocol and port. */
+  private offsetOf(protocol: Protocol, port: number): number {
+    const pi = protocolIndex(protocol);
+    const key = pi * 65536 + port;
+    if (key === this.lastOffKey) return this.lastOff;
+    const d = this.ctx.vdata;
+    const vo = this.vo;
+    let rel = d[vo + 1 + pi] as number;
+    for (let k = vo + 4, end = vo + 4 + (d[vo] as number) * 2; k < end; k += 2) {
+      const kk = d[k] as number;
+      if (kk < key) continue;
+      if (kk === key) rel = d[k + 1] as number;
+      break;
+    }
+    this.lastOffKey = key;
+    this.lastOff = vo + rel;
+    return vo + rel;
   }
 
   private entry(protocol: Protocol, port: number): PortEntry {
@@ -197,27 +364,70 @@ class CompiledView implements SubjectView {
     return this.entry(protocol, port).allow;
   }
 
-  /** The scan of decideDirection over flat records: a pod peer is one bit probe in the word pool, or none. */
-  firstMatch(deny: boolean, start: number, q: DirectionQuery, m: PeerMatcher): number {
+  private candidate(deny: boolean, i: number, q: DirectionQuery): Candidate {
     const e = this.entry(q.protocol, q.port);
-    const list = deny ? e.deny : e.allow;
-    const rec = deny ? e.denyRec : e.allowRec;
+    return (deny ? e.deny : e.allow)[i] as Candidate;
+  }
+
+  /**
+   * The scan of decideDirection over flat records (this view's block in `vdata`): a pod peer is one bit probe in the word pool per candidate,
+   * or none when the peer's word falls outside the rule's range (namespace-scoped selectors). From the start
+   * of a list, a pod outside the list's union bitset skips every candidate before the first pod-wildcard one.
+   */
+  firstMatch(deny: boolean, start: number, q: DirectionQuery, m: PeerMatcher): number {
+    const d = this.ctx.vdata;
+    const eo = this.offsetOf(q.protocol, q.port);
+    const n = deny ? (d[eo + N_DENY] as number) : (d[eo + N_ALLOW] as number);
+    if (start >= n) return -1;
+    const base = eo + (deny ? RECORDS : RECORDS + (d[eo + N_DENY] as number) * REC);
     const peer = q.peer;
     const pos = peer.endpoint.type === 'pod' ? this.ctx.index.position(peer.identity) : -1;
-    const pool = this.ctx.pool;
     const w = pos >>> 5;
     const bit = 1 << (pos & 31);
-    for (let i = start, o = start * REC; i < list.length; i++, o += REC) {
-      const pk = rec[o] as number;
-      if (pk === PORT_DYNAMIC ? portMatch((list[i] as Candidate).rule, q) === PORT_NONE : pk === PORT_NONE) continue;
-      const flags = rec[o + 1] as number;
-      if ((flags & F_ANY) !== 0) return i;
-      if (pos >= 0) {
-        if ((flags & F_ALL_PODS) !== 0) return i;
-        const lo = rec[o + 2] as number;
-        if (w >= lo && w <= (rec[o + 3] as number) && ((pool[(rec[o + 4] as number) + w - lo] as number) & bit) !== 0) return i;
-        if ((flags & F_SLOW_POD) !== 0 && m.matches(list[i] as Candidate, peer)) return i;
-      } else if (m.matches(list[i] as Candidate, peer)) return i;
+    let i = start;
+    if (pos >= 0 && start === 0) {
+      const u0 = eo + (deny ? D_UNION : A_UNION);
+      const wild = d[u0] as number;
+      if (wild > 0) {
+        const lo = d[u0 + 1] as number;
+        // Outside the union, no candidate before the first pod-wildcard one can match; inside, only those
+        // with bits in the peer's word can.
+        if (w >= lo && w <= (d[u0 + 2] as number)) {
+          const unions = this.ctx.unions;
+          const at = (d[u0 + 3] as number) + (w - lo) * 2;
+          if (((unions[at] as number) & bit) !== 0) {
+            const pool = this.ctx.pool;
+            let mask = unions[at + 1] as number;
+            while (mask !== 0) {
+              const c = 31 - Math.clz32(mask & -mask);
+              mask &= mask - 1;
+              const o = base + c * REC;
+              const pk = d[o] as number;
+              if (pk === PORT_NONE || ((pool[(d[o + 4] as number) + w - (d[o + 2] as number)] as number) & bit) === 0) continue;
+              if (pk !== PORT_DYNAMIC || portMatch(this.candidate(deny, c, q).rule, q) !== PORT_NONE) return c;
+            }
+            i = wild < 32 ? wild : 32;
+          } else i = wild;
+        } else i = wild;
+        if (i >= n) return -1;
+      }
+    }
+    const pool = this.ctx.pool;
+    // Peers are checked before a named port: a bit probe costs less than resolving the port on the pod.
+    for (let o = base + i * REC; i < n; i++, o += REC) {
+      const pk = d[o] as number;
+      if (pk === PORT_NONE) continue;
+      const flags = d[o + 1] as number;
+      if ((flags & F_ANY) === 0) {
+        if (pos >= 0) {
+          if ((flags & F_ALL_PODS) === 0) {
+            const lo = d[o + 2] as number;
+            const inBits = w >= lo && w <= (d[o + 3] as number) && ((pool[(d[o + 4] as number) + w - lo] as number) & bit) !== 0;
+            if (!inBits && ((flags & F_SLOW_POD) === 0 || !m.matches(this.candidate(deny, i, q), peer))) continue;
+          }
+        } else if (!m.matches(this.candidate(deny, i, q), peer)) continue;
+      }
+      if (pk !== PORT_DYNAMIC || portMatch(this.candidate(deny, i, q).rule, q) !== PORT_NONE) return i;
     }
     return -1;
   }
@@ -269,7 +479,7 @@ export class PolicyEngine implements FlowEvaluator {
     this.unitsByPos = new Array<PolicyUnit[] | undefined>(index.size).fill(undefined);
     this.ingressByPos = new Array<CompiledView | undefined>(index.size).fill(undefined);
     this.egressByPos = new Array<CompiledView | undefined>(index.size).fill(undefined);
-    const ctx: ViewContext = { index, pool: new Uint32Array(0) };
+    const ctx: ViewContext = { index, pool: new Uint32Array(0), unions: new Uint32Array(0), ub: null, vdata: new Int32Array(0), vb: [], vlen: 0 };
     this.emptyIngress = new CompiledView([], 'ingress', [], ctx);
     this.emptyEgress = new CompiledView([], 'egress', [], ctx);
     const unionCache = new Map<string, Uint32Array>();
@@ -298,6 +508,8 @@ export class PolicyEngine implements FlowEvaluator {
       }
     }
     ctx.pool = packBits(this.peers);
+    const ub = new UnionBuilder(ctx.pool);
+    ctx.ub = ub;
     // Identities selected by the same units share their views.
     const shared = new Map<string, [CompiledView, CompiledView]>();
     for (let pos = 0; pos < index.size; pos++) {
@@ -315,6 +527,16 @@ export class PolicyEngine implements FlowEvaluator {
     }
     for (const [n, list] of this.unitsByNode) this.nodeViews.set(n, [new CompiledView(list, 'ingress', this.peers, ctx), new CompiledView(list, 'egress', this.peers, ctx)]);
     this.distinctViews = shared.size + this.nodeViews.size;
+    ctx.unions = ub.finish();
+    const vdata = new Int32Array(ctx.vlen);
+    let at = 0;
+    for (const c of ctx.vb) {
+      vdata.set(c, at);
+      at += c.length;
+    }
+    ctx.vdata = vdata;
+    ctx.vb = [];
+    ctx.ub = null;
   }
 
   decide(q: FlowQuery, mode: EnforcementMode = 'default'): Decision {

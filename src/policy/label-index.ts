@@ -8,6 +8,7 @@ const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** The label that names a pod's namespace (model/labels.ts NAMESPACE_LABEL); positions are grouped by it. */
 const NAMESPACE_KEY = 'io.kubernetes.pod.namespace';
+const NO_POSITIONS: number[] = [];
 
 export class LabelIndex {
   /** The lowest identity the index holds. */
@@ -31,6 +32,7 @@ export class LabelIndex {
   /** key → value → positions. */
   private readonly postings = new Map<string, Map<string, number[]>>();
   private readonly bitsCache = new Map<string, Uint32Array>();
+  private readonly keyCache = new Map<string, number[]>();
   private readonly setCache = new Map<string, ReadonlySet<number>>();
   private readonly emptyBits: Uint32Array;
   /** The one LabelView requirementHolds reads, refilled per candidate. */
@@ -115,6 +117,17 @@ export class LabelIndex {
     return new Uint32Array(this.words);
   }
 
+  /** Every position whose labels have `key` (built once per key: concatenating per selector was quadratic). */
+  private withKey(key: string, byValue: Map<string, number[]>): number[] {
+    let all = this.keyCache.get(key);
+    if (all === undefined) {
+      all = [];
+      for (const l of byValue.values()) for (let i = 0; i < l.length; i++) all.push(l[i] as number);
+      this.keyCache.set(key, all);
+    }
+    return all;
+  }
+
   private compute(sel: Selector): Uint32Array {
     const reqs = sel.reqs;
     if (reqs.length === 0) {
@@ -129,15 +142,23 @@ export class LabelIndex {
       if (r.space !== 'k8s' || (r.op !== 'In' && r.op !== 'Exists')) continue;
       const byValue = this.postings.get(r.key);
       if (!byValue) return this.emptyBits;
-      let cand: number[] = [];
+      let cand: number[];
       if (r.op === 'In') {
+        cand = NO_POSITIONS;
+        let copied = false;
         for (const v of r.values) {
           const l = byValue.get(v);
-          if (l) cand = cand.length === 0 ? l : cand.concat(l);
+          if (!l) continue;
+          if (cand.length === 0) cand = l;
+          else {
+            if (!copied) {
+              cand = cand.slice();
+              copied = true;
+            }
+            for (let i = 0; i < l.length; i++) cand.push(l[i] as number);
+          }
         }
-      } else {
-        for (const l of byValue.values()) cand = cand.length === 0 ? l : cand.concat(l);
-      }
+      } else cand = this.withKey(r.key, byValue);
       if (!best || cand.length < best.length) best = cand;
       if (best.length === 0) return this.emptyBits;
     }

@@ -28,7 +28,8 @@ export interface SubjectView {
   requires: readonly Selector[];
   /**
    * Optional fast scan: the index ≥ `start` of the first candidate of the deny (or allow) list for the flow's
-   * protocol and port whose ports and peers match the flow, or -1. It must give what `scanCandidates` gives.
+   * protocol and port whose ports and peers match the flow, or -1 (also when `start` is past the end). It must
+   * give what `scanCandidates` gives; with it, decideDirection reads a candidate list only for a match.
    */
   firstMatch?(deny: boolean, start: number, q: DirectionQuery, m: PeerMatcher): number;
 }
@@ -80,12 +81,15 @@ export const PORT_DYNAMIC = -1;
 /** One rule as a candidate of a lookup. Every instance has the same shape. */
 export class Candidate {
   readonly rule: Rule;
+  /** `rule.ref`, read here so that a decision does not load the rule. */
+  readonly ref: Rule['ref'];
   /** PORT_L4 or PORT_L7 when the lookup key fixes how the rule's ports match, else PORT_DYNAMIC. */
   readonly port: number;
   /** The evaluator's compiled form of the rule's peers, or null. */
   readonly peers: unknown;
   constructor(rule: Rule, port: number, peers: unknown) {
     this.rule = rule;
+    this.ref = rule.ref;
     this.port = port;
     this.peers = peers;
   }
@@ -147,12 +151,10 @@ export function decideDirection(view: SubjectView, q: DirectionQuery, m: PeerMat
   const direction = view.direction;
   const selectedBy = view.isolatedBy;
   if (q.mode === 'never') return { direction, selectedBy, verdict: 'allowed', reason: 'enforcement-disabled' };
-  // Deny rules win over every allow, from any policy kind.
-  const denyRules = view.denyCandidates(q.protocol, q.port);
-  if (denyRules.length > 0) {
-    const di = view.firstMatch !== undefined ? view.firstMatch(true, 0, q, m) : scanCandidates(denyRules, 0, q, m);
-    if (di >= 0) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: (denyRules[di] as Candidate).rule.ref };
-  }
+  // Deny rules win over every allow, from any policy kind. With a fast scan, the candidate list is only read
+  // for the deciding rule (the scan reads its own flat data).
+  const di = view.firstMatch !== undefined ? view.firstMatch(true, 0, q, m) : scanCandidates(view.denyCandidates(q.protocol, q.port), 0, q, m);
+  if (di >= 0) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: (view.denyCandidates(q.protocol, q.port)[di] as Candidate).ref };
   const enforced = view.isolatedBy.length > 0 || (q.mode === 'always' && (q.subject.type === 'pod' || view.units.length > 0));
   if (!enforced) return { direction, selectedBy, verdict: 'allowed', reason: 'not-selected' };
   if (view.direction === 'ingress' && (q.peer.reservedBits & HOST_BIT) !== 0 && q.subject.type === 'pod') {
@@ -162,16 +164,16 @@ export function decideDirection(view: SubjectView, q: DirectionQuery, m: PeerMat
     if (!m.matchesSelector(req, q.peer)) return { direction, selectedBy, verdict: 'denied', reason: 'requires-unmet', requires: formatReq(req) };
   }
   let l7: { rule: Rule; http: HttpRules }[] | undefined;
-  const list = view.allowCandidates(q.protocol, q.port);
-  for (let i = 0; i < list.length; i++) {
-    i = view.firstMatch !== undefined ? view.firstMatch(false, i, q, m) : scanCandidates(list, i, q, m);
+  let list: readonly Candidate[] | undefined;
+  for (let i = 0; ; i++) {
+    i = view.firstMatch !== undefined ? view.firstMatch(false, i, q, m) : scanCandidates((list ??= view.allowCandidates(q.protocol, q.port)), i, q, m);
     if (i < 0) break;
+    list ??= view.allowCandidates(q.protocol, q.port);
     const c = list[i] as Candidate;
-    const r = c.rule;
-    const pm = c.port === PORT_DYNAMIC ? portMatch(r, q) : c.port;
+    const pm = c.port === PORT_DYNAMIC ? portMatch(c.rule, q) : c.port;
     // An L3/L4 rule for this peer and port allows every request, whatever L7 rules other rules carry.
-    if (pm === PORT_L4) return { direction, selectedBy, verdict: 'allowed', reason: 'allowed-by-rule', rule: r.ref };
-    collectHttp(r, q, (l7 ??= []));
+    if (pm === PORT_L4) return { direction, selectedBy, verdict: 'allowed', reason: 'allowed-by-rule', rule: c.ref };
+    collectHttp(c.rule, q, (l7 ??= []));
   }
   if (!l7) return { direction, selectedBy, verdict: 'denied', reason: 'default-deny' };
   if (!q.http) {
@@ -220,8 +222,12 @@ export function viewParts(units: readonly PolicyUnit[], direction: Direction): P
   }
   denyRules.sort(byRuleId);
   allow.sort(byRuleId);
-  return { units, isolatedBy, requires, allow, deny: denyRules };
+  // Empty lists are one shared array: a decision that reads it finds it in cache.
+  return { units, isolatedBy: isolatedBy.length ? isolatedBy : NO_REFS, requires: requires.length ? requires : NO_SELECTORS, allow, deny: denyRules };
 }
+
+const NO_REFS: readonly PolicyRef[] = Object.freeze([]);
+const NO_SELECTORS: readonly Selector[] = Object.freeze([]);
 
 function byRuleId(a: Rule, b: Rule): number {
   return a.id - b.id;
