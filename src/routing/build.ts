@@ -113,14 +113,27 @@ function addListeners(ctx: Ctx, vsByHost: Map<string, VirtualService>, gamma: Ma
       const vs = vsByHost.get(entry.host);
       const mesh = gamma.get(name);
       let routes: Route[] = [];
-      if (mesh && mesh.length > 0) {
-        routes = sortRanked(mesh);
+      const producer = (mesh ?? []).filter((x) => x.route.match.sourceNamespace === undefined);
+      if (producer.length > 0) {
+        routes = sortRanked(producer);
         if (vs) report(ctx, 'warning', 'conflict', vs, ['spec', 'hosts'], `HTTPRoutes/GRPCRoutes attached to Service ${entry.namespace}/${entry.name} take precedence; this VirtualService is ignored for port ${hp.port}`);
       } else if (vs && isHttpLike(hp.protocol)) {
         routes = virtualServiceRoutes(ctx, vs, hp.port, 'mesh');
       }
       // A VirtualService none of whose rules apply to this port leaves the port to the default route.
       if (routes.length === 0) routes = [defaultRoute(ctx, entry, hp)];
+      // Consumer routes come first for their own namespace's clients, and replace the rest for them: a request
+      // they do not match gets 404 there, as a Gateway API route that matches nothing does.
+      const consumers = new Map<string, RankedRoute[]>();
+      for (const x of mesh ?? []) {
+        const ns = x.route.match.sourceNamespace;
+        if (ns !== undefined) consumers.set(ns, [...(consumers.get(ns) ?? []), x]);
+      }
+      const consumerRoutes = [...consumers.keys()].sort().flatMap((ns) => [
+        ...sortRanked(consumers.get(ns) ?? []),
+        { name: `consumer-routes-${ns}/no-match`, match: { headers: [], sourceNamespace: ns }, action: { type: 'direct-response' as const, status: 404 } },
+      ]);
+      routes = [...consumerRoutes, ...routes];
       const domains = [entry.host, name, ...l.aliases, ...l.aliases.map((a) => (a.includes(':') ? a.slice(0, a.lastIndexOf(':')) : a)), ...l.namespaceLocalAliases.filter((a) => a !== short), short]
         .filter((d, k, all) => all.indexOf(d) === k);
       ctx.routeConfigs.set(name, { name, virtualHosts: [{ name, domains: isService ? domains : [entry.host, name], routes }] });

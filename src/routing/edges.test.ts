@@ -148,6 +148,35 @@ spec:
     assert.deepEqual(grpc?.map((r) => r.match.path), [{ exact: '/dns.Zone/Transfer' }, { prefix: '/dns.Zone/' }, { regex: '/(?:[^/]+)/(?:Get.*)' }]);
   });
 
+  it('applies a consumer route (another namespace) only to its own namespace, which gets 404 when it does not match', () => {
+    const { model } = build(`${BASE}---
+apiVersion: v1
+kind: Service
+metadata: {name: api-v2, namespace: shop}
+spec:
+  selector: {app: api}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: try-v2, namespace: frontend}
+spec:
+  parentRefs: [{group: '', kind: Service, name: api, namespace: shop, port: 80}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /beta}}]
+    backendRefs: [{name: api-v2, namespace: shop, port: 80}]
+`);
+    const routes = model.routeConfigs.find((r) => r.name === 'api.shop.svc.cluster.local:80')?.virtualHosts[0]?.routes ?? [];
+    assert.deepEqual(
+      routes.map((r) => [r.match.sourceNamespace ?? '*', r.action.type === 'route' ? r.action.clusters.map((c) => c.cluster) : r.action.type]),
+      [
+        ['frontend', ['outbound|80||api-v2.shop.svc.cluster.local']],
+        ['frontend', 'direct-response'],
+        ['*', ['outbound|80||api.shop.svc.cluster.local']],
+      ],
+    );
+  });
+
   it('routes ServiceEntry hosts: STATIC endpoints by EDS, DNS by LOGICAL_DNS, and TCP routes by weight', () => {
     const { model, lines } = build(`${BASE}---
 apiVersion: networking.istio.io/v1

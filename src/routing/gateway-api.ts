@@ -206,9 +206,12 @@ export function attachGatewayApiRoutes(ctx: Ctx, gateways: readonly GatewayApiGa
         }
         const ports = entry.ports.filter((hp) => (p.port === undefined ? isHttpLike(hp.protocol) : hp.port === p.port));
         if (ports.length === 0) report(ctx, 'warning', 'unknown-parent', r, [...p.path, 'port'], `Service ${pns}/${p.name} has no ${p.port === undefined ? 'HTTP' : ''} port ${p.port ?? ''}`.replace(/ +$/, ''));
+        // GAMMA: a route in the Service's own namespace is a producer route and applies to every client; a route
+        // in another namespace is a consumer route and applies only to clients in the route's namespace.
+        const scoped = rns === pns ? ranked : ranked.map((x) => ({ ...x, route: { ...x.route, match: { ...x.route.match, sourceNamespace: rns } } }));
         for (const hp of ports) {
           const k = `${host}:${hp.port}`;
-          gamma.set(k, [...(gamma.get(k) ?? []), ...ranked]);
+          gamma.set(k, [...(gamma.get(k) ?? []), ...scoped]);
         }
         continue;
       }
