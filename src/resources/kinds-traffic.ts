@@ -297,4 +297,12 @@ export interface GatewayApiGateway extends Base<'Gateway'> {
   };
 }
 
-export type TrafficResource = VirtualService | DestinationRule | ServiceEntry | IstioGateway | Ingress | HTTPRoute | GRPCRoute | GatewayApiGateway;
+/** Gateway API ReferenceGrant: lets routes in other namespaces refer to objects of this one. */
+export interface ReferenceGrant extends Base<'ReferenceGrant'> {
+  spec: {
+    from: { group: string; kind: string; namespace: string }[];
+    to: { group: string; kind: string; name?: string }[];
+  };
+}
+
+export type TrafficResource = VirtualService | DestinationRule | ServiceEntry | IstioGateway | Ingress | HTTPRoute | GRPCRoute | GatewayApiGateway | ReferenceGrant;

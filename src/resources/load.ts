@@ -9,7 +9,7 @@ import { readNetworkPolicy } from './validate-network-policy.ts';
 import { readAuthorizationPolicy } from './validate-authorization-policy.ts';
 import { readPeerAuthentication, readRequestAuthentication } from './validate-authentication.ts';
 import { readDestinationRule } from './validate-destination-rule.ts';
-import { readGatewayApiGateway, readGrpcRoute, readHttpRoute } from './validate-gateway-api.ts';
+import { readGatewayApiGateway, readGrpcRoute, readReferenceGrant, readHttpRoute } from './validate-gateway-api.ts';
 import { readIngress } from './validate-ingress.ts';
 import { readIstioGateway } from './validate-istio-gateway.ts';
 import { readServiceEntry } from './validate-service-entry.ts';
@@ -47,11 +47,12 @@ const KINDS: Record<string, readonly string[]> = {
   Ingress: ['networking.k8s.io/v1'],
   HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   GRPCRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
+  ReferenceGrant: ['gateway.networking.k8s.io/v1beta1', 'gateway.networking.k8s.io/v1'],
 };
 
 const NAMESPACED = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'NetworkPolicy', 'CiliumNetworkPolicy']);
 for (const k of ['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']) NAMESPACED.add(k);
-for (const k of ['VirtualService', 'DestinationRule', 'ServiceEntry', 'Gateway', 'Ingress', 'HTTPRoute', 'GRPCRoute']) NAMESPACED.add(k);
+for (const k of ['VirtualService', 'DestinationRule', 'ServiceEntry', 'Gateway', 'Ingress', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']) NAMESPACED.add(k);
 
 /** Kinds that commonly appear next to these and are skipped silently (they carry no connectivity). */
 const QUIET_KINDS = new Set(['ConfigMap', 'Secret', 'ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
@@ -187,6 +188,9 @@ function readObject(raw: RawObject, diagnostics: Diagnostic[]): Resource | undef
       break;
     case 'GRPCRoute':
       r = readGrpcRoute(c, o, origin);
+      break;
+    case 'ReferenceGrant':
+      r = readReferenceGrant(c, o, origin);
       break;
     default:
       r = readWorkload(c, o, origin, kind as WorkloadKind);

@@ -2,6 +2,7 @@
 import type { Checker, Json } from './checker.ts';
 import type { FieldPath, Origin } from './kinds.ts';
 import type {
+  ReferenceGrant,
   BackendRef,
   GatewayApiGateway,
   GatewayHeaderMatch,
@@ -367,4 +368,39 @@ export function readGatewayApiGateway(c: Checker, obj: Json, origin: Origin): Ga
     if (port !== undefined && protocol !== undefined) out.listeners.push(listener);
   });
   return { kind: 'Gateway', group: 'gateway.networking.k8s.io', apiVersion: String(obj.apiVersion), metadata, origin, spec: out };
+}
+
+/** gateway.networking.k8s.io ReferenceGrant: which kinds from which namespaces may refer to which objects here. */
+export function readReferenceGrant(c: Checker, obj: Json, origin: Origin): ReferenceGrant | undefined {
+  const metadata = objectMeta(c, obj, true, 'ReferenceGrant');
+  if (!metadata) return undefined;
+  c.knownFields(obj, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
+  const spec = c.object(obj.spec, ['spec'], true) ?? {};
+  c.knownFields(spec, ['spec'], ['from', 'to']);
+  const out: ReferenceGrant['spec'] = { from: [], to: [] };
+  const from = c.array(spec.from, ['spec', 'from'], true) ?? [];
+  if (from.length === 0) c.error(['spec', 'from'], 'must list at least one source', 'required');
+  from.forEach((f, i) => {
+    const p = ['spec', 'from', i];
+    const o = c.object(f, p, true);
+    if (!o) return;
+    c.knownFields(o, p, ['group', 'kind', 'namespace']);
+    const group = c.string(o.group, [...p, 'group'], true);
+    const kind = c.string(o.kind, [...p, 'kind'], true);
+    const namespace = c.string(o.namespace, [...p, 'namespace'], true);
+    if (group !== undefined && kind !== undefined && namespace !== undefined) out.from.push({ group, kind, namespace });
+  });
+  const to = c.array(spec.to, ['spec', 'to'], true) ?? [];
+  if (to.length === 0) c.error(['spec', 'to'], 'must list at least one target', 'required');
+  to.forEach((t, i) => {
+    const p = ['spec', 'to', i];
+    const o = c.object(t, p, true);
+    if (!o) return;
+    c.knownFields(o, p, ['group', 'kind', 'name']);
+    const group = c.string(o.group, [...p, 'group'], true);
+    const kind = c.string(o.kind, [...p, 'kind'], true);
+    const name = c.string(o.name, [...p, 'name']);
+    if (group !== undefined && kind !== undefined) out.to.push(name ? { group, kind, name } : { group, kind });
+  });
+  return { kind: 'ReferenceGrant', apiVersion: String(obj.apiVersion), metadata, origin, spec: out };
 }

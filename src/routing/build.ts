@@ -34,6 +34,7 @@ export function buildRoutingModel(resources: readonly Resource[], cluster: Clust
     endpoints: new Map(),
     hashPolicies: new Map(),
     edges: new Map(),
+    referenceGrants: resources.filter((r): r is Extract<Resource, { kind: 'ReferenceGrant' }> => r.kind === 'ReferenceGrant'),
     diagnostics: [],
   };
   const of = <K extends Resource['kind']>(kind: K): Extract<Resource, { kind: K }>[] => resources.filter((r): r is Extract<Resource, { kind: K }> => r.kind === kind);

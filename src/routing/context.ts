@@ -3,7 +3,7 @@ import type { Cluster } from '../model/cluster.ts';
 import type { Diagnostic } from '../resources/diagnostics.ts';
 import { formatPath } from '../resources/diagnostics.ts';
 import { resourceName, type FieldPath, type Origin, type Service } from '../resources/kinds.ts';
-import type { DestinationRule, ServiceEntry } from '../resources/kinds-traffic.ts';
+import type { ReferenceGrant, DestinationRule, ServiceEntry } from '../resources/kinds-traffic.ts';
 import type { AppProtocol, ClusterSpec, EdgeListener, Endpoint, HashPolicy, RouteConfig, ServiceListener } from './model.ts';
 
 export interface RoutingOptions {
@@ -56,6 +56,8 @@ export interface Ctx {
   /** Hash policies routes to a consistent-hash cluster must carry, by cluster name. */
   hashPolicies: Map<string, HashPolicy[]>;
   edges: Map<string, EdgeListener>;
+  /** Gateway API ReferenceGrants, which permit cross-namespace backendRefs. */
+  referenceGrants: ReferenceGrant[];
   diagnostics: Diagnostic[];
 }
 

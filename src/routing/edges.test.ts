@@ -165,6 +165,13 @@ spec:
   rules:
   - matches: [{path: {type: PathPrefix, value: /beta}}]
     backendRefs: [{name: api-v2, namespace: shop, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: frontend-to-api, namespace: shop}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: frontend}]
+  to: [{group: '', kind: Service}]
 `);
     const routes = model.routeConfigs.find((r) => r.name === 'api.shop.svc.cluster.local:80')?.virtualHosts[0]?.routes ?? [];
     assert.deepEqual(
@@ -175,6 +182,19 @@ spec:
         ['*', ['outbound|80||api.shop.svc.cluster.local']],
       ],
     );
+  });
+
+  it('refuses a backendRef into another namespace without a ReferenceGrant there', () => {
+    const { lines } = build(`${BASE}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: sneaky, namespace: frontend}
+spec:
+  parentRefs: [{group: '', kind: Service, name: api, namespace: shop, port: 80}]
+  rules:
+  - backendRefs: [{name: api, namespace: shop, port: 80}]
+`);
+    assert.ok(lines.some((l) => /HTTPRoute frontend\/sneaky: spec\.rules\[0\]\.backendRefs\[0\]\.namespace: backendRef to Service shop\/api is not permitted: no ReferenceGrant in shop allows HTTPRoutes from frontend/.test(l)), lines.join('\n'));
   });
 
   it('routes ServiceEntry hosts: STATIC endpoints by EDS, DNS by LOGICAL_DNS, and TCP routes by weight', () => {

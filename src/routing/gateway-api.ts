@@ -36,10 +36,25 @@ function modifier(m: { set: { name: string; value: string }[]; add: { name: stri
   return { set: Object.fromEntries(m.set.map((x) => [x.name, x.value])), add: Object.fromEntries(m.add.map((x) => [x.name, x.value])), remove: [...m.remove] };
 }
 
+function referencePermitted(ctx: Ctx, fromKind: string, fromNs: string, toNs: string, service: string): boolean {
+  return ctx.referenceGrants.some(
+    (g) =>
+      (g.metadata.namespace ?? 'default') === toNs &&
+      g.spec.from.some((f) => f.group === 'gateway.networking.k8s.io' && f.kind === fromKind && f.namespace === fromNs) &&
+      g.spec.to.some((t) => t.group === '' && t.kind === 'Service' && (t.name === undefined || t.name === service)),
+  );
+}
+
 function backendCluster(ctx: Ctx, owner: AnyRoute, ref: BackendRef): string | undefined {
   const ns = ref.namespace ?? owner.metadata.namespace ?? 'default';
   if (!((ref.group === '' || ref.group === 'core') && ref.kind === 'Service')) {
     report(ctx, 'warning', 'unsupported', owner, [...ref.path, 'kind'], `backendRef kind ${ref.group ? `${ref.group}/` : ''}${ref.kind} is not supported; only Services are`);
+    return undefined;
+  }
+  const ownerNs = owner.metadata.namespace ?? 'default';
+  if (ns !== ownerNs && !referencePermitted(ctx, owner.kind, ownerNs, ns, ref.name)) {
+    // Gateway API: a backendRef into another namespace needs a ReferenceGrant there (RefNotPermitted otherwise).
+    report(ctx, 'warning', 'ref-not-permitted', owner, [...ref.path, 'namespace'], `backendRef to Service ${ns}/${ref.name} is not permitted: no ReferenceGrant in ${ns} allows ${owner.kind}s from ${ownerNs}`);
     return undefined;
   }
   const host = `${ref.name}.${ns}.svc.${ctx.domain}`;
