@@ -65,7 +65,12 @@ async function getJson(url: string): Promise<unknown> {
   } catch (e) {
     throw new CliError('unreachable', `cannot reach the control plane admin API at ${url}: ${(e as Error).message}`);
   }
-  const body: unknown = await res.json();
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch {
+    throw new CliError('admin-error', `${url}: the answer is not JSON (HTTP ${res.status}); is this a Trellis admin URL?`);
+  }
   if (!res.ok) throw new CliError('admin-error', `${url}: ${(body as { error?: string }).error ?? res.statusText}`);
   return body;
 }

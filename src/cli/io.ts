@@ -1,5 +1,6 @@
 // The CLI's window on the world, injectable so tests can run commands in process.
 import { readFileSync } from 'node:fs';
+import { CliError } from './cli-error.ts';
 
 export interface Io {
   out(line: string): void;
@@ -19,7 +20,7 @@ export function onceStdin(io: Io): Io {
   return {
     ...io,
     readStdin: () => {
-      if (used) throw new Error('standard input (-) can be read only once');
+      if (used) throw new CliError('usage', 'standard input (-) can be read only once');
       used = true;
       return io.readStdin();
     },

@@ -159,10 +159,6 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
       io.err(`error: ${e.message}`);
       return 2;
     }
-    if (e instanceof Error && e.message.startsWith('standard input')) {
-      io.err(`error: ${e.message}`);
-      return 2;
-    }
     throw e;
   }
 }

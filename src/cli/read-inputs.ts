@@ -15,7 +15,11 @@ export function readInputs(paths: readonly string[], stdin: () => string = () =>
     }
     const found = listManifestFiles([p]);
     missing.push(...found.missing);
-    out.push(...readManifestFiles(found.files));
+    try {
+      out.push(...readManifestFiles(found.files));
+    } catch (e) {
+      throw new CliError('unreadable', `${p}: ${(e as Error).message}`);
+    }
   }
   if (missing.length > 0) throw new CliError('not-found', missing.map((m) => `${m}: no such file or directory`).join('\n'));
   return out;

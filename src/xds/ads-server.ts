@@ -20,6 +20,8 @@ export interface AdsServerOptions {
   onEvent?: (e: XdsEvent) => void;
   /** Upper bound on names one stream may subscribe to per type (a bound on memory per client). */
   maxNamesPerType?: number;
+  /** Upper bound on concurrent streams; more are refused with RESOURCE_EXHAUSTED. */
+  maxStreams?: number;
   /**
    * Admits a node on its stream's first request, given the TLS peer of the stream: returns the node as it
    * may be served (e.g. with labels taken from the cluster rather than from what it claims), or throws
@@ -305,6 +307,7 @@ class DeltaStream extends AdsStream {
 export class AdsServer {
   readonly provider: ResourceProvider;
   readonly maxNamesPerType: number;
+  readonly maxStreams: number;
   private readonly streams = new Set<AdsStream>();
   private readonly onEvent: ((e: XdsEvent) => void) | undefined;
 
@@ -315,6 +318,7 @@ export class AdsServer {
     this.onEvent = opts.onEvent;
     this.admitNode = opts.admitNode;
     this.maxNamesPerType = opts.maxNamesPerType ?? DEFAULT_MAX_NAMES;
+    this.maxStreams = opts.maxStreams ?? 20_000;
   }
 
   /** Applies the admission hook; a refusal propagates as XdsAdmissionError and ends the stream. */
@@ -341,6 +345,10 @@ export class AdsServer {
   }
 
   private attach<T>(s: AdsStream, call: grpc.ServerDuplexStream<T, unknown>, onRequest: (r: T) => void, kind: 'sotw' | 'delta'): void {
+    if (this.streams.size >= this.maxStreams) {
+      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `too many xDS streams (${this.maxStreams})` });
+      return;
+    }
     this.streams.add(s);
     const done = (): void => {
       if (!this.streams.delete(s)) return;

@@ -1,6 +1,8 @@
 // The bootstrap a proxyless gRPC application (grpc-js-xds, grpc-go, grpc-java) needs to reach Trellis:
 // the ADS server, its node identity, the server listener name template and, for mTLS, file-watched certificates.
 
+import { DEFAULT_CERTIFICATE_PROVIDER, SERVER_LISTENER_TEMPLATE } from './server-resources.ts';
+
 export interface BootstrapOptions {
   /** host:port of the Trellis ADS server. */
   xdsServer: string;
@@ -14,10 +16,6 @@ export interface BootstrapOptions {
   refreshSeconds?: number;
 }
 
-/** The certificate provider instance name that Trellis' TLS contexts refer to. */
-export const CERT_PROVIDER_INSTANCE = 'trellis';
-
-export const SERVER_LISTENER_TEMPLATE = 'grpc/server?xds.resource.listening_address=%s';
 
 export function grpcBootstrap(o: BootstrapOptions): Record<string, unknown> {
   const metadata: Record<string, unknown> = { NAMESPACE: o.namespace, LABELS: o.labels ?? {} };
@@ -30,7 +28,7 @@ export function grpcBootstrap(o: BootstrapOptions): Record<string, unknown> {
   if (o.certDir) {
     const dir = o.certDir.replace(/\/+$/, '');
     out.certificate_providers = {
-      [CERT_PROVIDER_INSTANCE]: {
+      [DEFAULT_CERTIFICATE_PROVIDER]: {
         plugin_name: 'file_watcher',
         config: {
           certificate_file: `${dir}/cert-chain.pem`,

@@ -9,6 +9,9 @@ import type { ResourceProvider, VersionedResource } from './resource-provider.ts
 import { TYPE, type TypeUrl } from './type-urls.ts';
 import type { XdsNode } from './xds-node.ts';
 
+/** Upper bound on cached encoded resources (about four per Service, plus per-node server listeners). */
+const MAX_CACHED_RESOURCES = 1_000_000;
+
 interface CacheEntry {
   epoch: number;
   resource: VersionedResource;
@@ -101,7 +104,9 @@ export class MeshResources implements ResourceProvider {
       return hit.resource;
     }
     const resource: VersionedResource = { name, version, resource: encodeAny(type, obj) };
-    this.cache.set(cacheKey, { epoch: this.epoch, resource });
+    // Keys can come from what clients ask for (server listener addresses, node labels): past the bound,
+    // resources are still served, just no longer cached, so no client can grow this map without limit.
+    if (this.cache.size < MAX_CACHED_RESOURCES || hit) this.cache.set(cacheKey, { epoch: this.epoch, resource });
     return resource;
   }
 }

@@ -93,10 +93,10 @@ async function runCleanups(): Promise<void> {
 afterEach(runCleanups);
 after(runCleanups);
 
-async function harness(opts: { maxNamesPerType?: number; provider?: TestProvider } = {}): Promise<Harness> {
+async function harness(opts: { maxNamesPerType?: number; maxStreams?: number; provider?: TestProvider } = {}): Promise<Harness> {
   const provider = opts.provider ?? seeded();
   const events: XdsEvent[] = [];
-  const ads = new AdsServer({ provider, onEvent: (e) => events.push(e), ...(opts.maxNamesPerType ? { maxNamesPerType: opts.maxNamesPerType } : {}) });
+  const ads = new AdsServer({ provider, onEvent: (e) => events.push(e), ...(opts.maxNamesPerType ? { maxNamesPerType: opts.maxNamesPerType } : {}), ...(opts.maxStreams ? { maxStreams: opts.maxStreams } : {}) });
   const server = new grpc.Server();
   ads.register(server);
   const port = await new Promise<number>((resolve, reject) =>
@@ -385,6 +385,15 @@ describe('ADS state of the world', () => {
     await b.drain(50);
     assert.equal(h.ads.status().length, 1, 'the closed stream is gone');
     assert.ok(h.events.some((e) => e.kind === 'disconnect' && e.node.id === 'n1'));
+  });
+
+  it('refuses streams beyond maxStreams with RESOURCE_EXHAUSTED', async () => {
+    const h = await harness({ maxStreams: 1 });
+    const first = h.sotw();
+    const r = await first.request({ node: rawNode('one'), type_url: EDS, resource_names: ['c1'] });
+    assert.deepEqual(names(r), ['c1']);
+    const second = h.sotw();
+    await assert.rejects(second.request({ node: rawNode('two'), type_url: EDS, resource_names: ['c1'] }), (e: { code?: number }) => e.code === 8);
   });
 
   it('gives many clients their own subsets and pushes a change only to the affected ones', async () => {
