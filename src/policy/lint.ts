@@ -27,6 +27,14 @@ export function lintPolicies(engine: PolicyEngine): Diagnostic[] {
     out.push({ severity: 'warning', code, message, location: policy.origin.locate(path, 'key'), resource: policyName(policy), field: formatPath(path) });
   };
 
+  // Units with the same subject selector can shadow each other's rules; group them once.
+  const bySubject = new Map<string, PolicyUnit[]>();
+  for (const u of engine.units) {
+    const k = `${u.subject.type}\0${u.subject.selector.key}`;
+    const group = bySubject.get(k);
+    if (group) group.push(u);
+    else bySubject.set(k, [u]);
+  }
   for (const u of engine.units) {
     const subjects = u.subject.type === 'pods' ? podsOf(engine.labelIndex.resolve(u.subject.selector)) : [];
     const subjectNodes = u.subject.type === 'nodes' ? [...cluster.nodes.values()].filter((n) => selectorMatches(u.subject.selector, { k8s: n.labels, reserved: new Set(['host']) })) : [];
@@ -39,9 +47,9 @@ export function lintPolicies(engine: PolicyEngine): Diagnostic[] {
       for (const r of rules) {
         lintPeers(engine, r, warn);
         lintCidrsOverPods(cluster, r, warn);
-        lintPorts(engine, cluster, u, r, d === 'ingress' ? subjects : undefined, podsOf, warn);
+        lintPorts(engine, cluster, r, d === 'ingress' ? subjects : undefined, podsOf, warn);
       }
-      lintShadowing(engine, u, d, warn);
+      lintShadowing(engine, u, bySubject.get(`${u.subject.type}\0${u.subject.selector.key}`) ?? [u], d, warn);
     }
   }
   return out;
@@ -102,7 +110,7 @@ function servesHttp(pod: ModelPod, port: number, services: readonly Service[]): 
   return false;
 }
 
-function lintPorts(engine: PolicyEngine, cluster: Cluster, u: PolicyUnit, r: Rule, subjects: ModelPod[] | undefined, podsOf: (ids: Iterable<number>) => ModelPod[], warn: Warn): void {
+function lintPorts(engine: PolicyEngine, cluster: Cluster, r: Rule, subjects: ModelPod[] | undefined, podsOf: (ids: Iterable<number>) => ModelPod[], warn: Warn): void {
   if (!r.ports) return;
   const dests = destinations(engine, r, subjects, podsOf);
   const seen = new Set<string>();
@@ -123,12 +131,10 @@ function lintPorts(engine: PolicyEngine, cluster: Cluster, u: PolicyUnit, r: Rul
       }
     }
   });
-  void u;
 }
 
 /** Rule `a` is covered by `b` when every peer and port of `a` is also a peer and port of `b`. */
-function lintShadowing(engine: PolicyEngine, u: PolicyUnit, d: 'ingress' | 'egress', warn: Warn): void {
-  const siblings = engine.units.filter((o) => o.subject.type === u.subject.type && o.subject.selector.key === u.subject.selector.key);
+function lintShadowing(engine: PolicyEngine, u: PolicyUnit, siblings: readonly PolicyUnit[], d: 'ingress' | 'egress', warn: Warn): void {
   for (const a of u.allow[d]) {
     for (const o of siblings) {
       const deny = o.deny[d].find((b) => covers(engine, b, a, false));
