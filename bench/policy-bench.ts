@@ -731,8 +731,8 @@ function stats(samples: Float64Array): Stats {
   return { n: sorted.length, meanNs: sum / sorted.length, p50Ns: q(0.5), p90Ns: q(0.9), p99Ns: q(0.99), p999Ns: q(0.999), maxNs: sorted[sorted.length - 1] ?? 0 };
 }
 
-/** The cost of one `process.hrtime.bigint()` call pair, as the median of many back-to-back pairs. */
-function timerOverheadNs(): number {
+/** The cost of one `process.hrtime.bigint()` call pair: the distribution over many back-to-back pairs. */
+function timerPairStats(): Stats {
   const n = 200_000;
   const s = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -740,7 +740,12 @@ function timerOverheadNs(): number {
     const b = process.hrtime.bigint();
     s[i] = Number(b - a);
   }
-  return stats(s).p50Ns;
+  return stats(s);
+}
+
+/** The cost of one `process.hrtime.bigint()` call pair, as the median of many back-to-back pairs. */
+function timerOverheadNs(): number {
+  return timerPairStats().p50Ns;
 }
 
 let sink = 0;
@@ -898,7 +903,20 @@ function main(): void {
       session.post('Profiler.enable');
       session.post('Profiler.start');
     }
-    log(`L3/L4 per decision: ${JSON.stringify(stats(timeEach(decideP, flows.l4, ov)))}`);
+    const l4Samples = timeEach(decideP, flows.l4, ov);
+    log(`L3/L4 per decision: ${JSON.stringify(stats(l4Samples))}`);
+    // Where the tail comes from: samples by kind of flow and outcome, and each kind's share of the slowest 1%.
+    const p99 = stats(l4Samples).p99Ns;
+    const kinds = new Map<string, number[]>();
+    flows.l4.forEach((q, i) => {
+      const d = decideP(q);
+      const k = `${q.from.type}->${q.to.type} ${d.egress.reason}/${d.ingress.reason}`;
+      (kinds.get(k) ?? kinds.set(k, []).get(k))?.push(l4Samples[i] as number);
+    });
+    for (const [k, v] of [...kinds].sort((a, b) => b[1].length - a[1].length).slice(0, 14)) {
+      const st = stats(Float64Array.from(v));
+      log(`  ${k}: n ${v.length}, p50 ${us(st.p50Ns)} µs, p99 ${us(st.p99Ns)} µs, share of slowest 1% ${((100 * v.filter((x) => x >= p99).length) / (flows.l4.length / 100)).toFixed(1)}%`);
+    }
     log(`L7 per decision: ${JSON.stringify(stats(timeEach(decideP, flows.l7, ov)))}`);
     // The same decisions with a small working set (1,000 flows repeated): what a decision costs with warm caches.
     // Floor: only touch both endpoints and their pods (what any decision must read).
@@ -936,8 +954,11 @@ function main(): void {
   // Warm-up: let the JIT settle on both kinds of flow.
   for (let i = 0; i < 200_000; i++) if (decide(flows.l4[i % flows.l4.length] as FlowQuery).verdict === 'allowed') sink++;
   for (let i = 0; i < 100_000; i++) if (decide(flows.l7[i % flows.l7.length] as FlowQuery).verdict === 'allowed') sink++;
-  const overhead = timerOverheadNs();
-  log(`timer overhead (median hrtime.bigint pair): ${overhead} ns`);
+  // The timer's own tail: the p99 of an empty pair bounds how much the harness (BigInt allocation, clock
+  // reads) can add to a sample's p99.
+  const timer = timerPairStats();
+  const overhead = timer.p50Ns;
+  log(`timer overhead (median hrtime.bigint pair): ${overhead} ns; empty pair p99 ${timer.p99Ns} ns, p99.9 ${timer.p999Ns} ns`);
 
   const l4Each = stats(timeEach(decide, flows.l4, overhead));
   const l4Batch = timeBatches(decide, flows.l4);
@@ -1017,7 +1038,7 @@ function main(): void {
   for (const x of targets) log(`${x.pass ? 'PASS' : 'FAIL'}  ${x.name}: ${x.value} (target ${x.target})`);
   if (!judged) log(`(scale ${SCALE}: not a full-size run; figures are not comparable to the targets)`);
 
-  const method = `Latency: every decision is timed on its own with process.hrtime.bigint(); the median cost of an empty timer pair (${overhead} ns, measured in the same run) is subtracted from each sample (clamped at 0), and percentiles are taken over the ${N_FLOWS.toLocaleString('en')} samples. The same flows are then timed in batches of ${BATCH} consecutive decisions; each batch gives one per-decision figure (batch time / ${BATCH}), whose percentiles are reported too (they smooth out single-decision outliers, so their p99 is lower). Targets are judged on the per-decision figures. Flows are pre-built FlowQuery objects over pre-resolved endpoints (no IP lookup inside the timing). The JIT is warmed on 300k decisions first. Speed-up: naive mean over the ${NAIVE_SAMPLE} sampled flows (each timed) divided by the compiled mean over the same flows (timed in batches, ${reps} passes).`;
+  const method = `Latency: every decision is timed on its own with process.hrtime.bigint(); the median cost of an empty timer pair (${overhead} ns, measured in the same run) is subtracted from each sample (clamped at 0); an empty pair's own p99 is ${timer.p99Ns} ns (p99.9 ${timer.p999Ns} ns), so the timer adds little to the tail. Percentiles are taken over the ${N_FLOWS.toLocaleString('en')} samples. The same flows are then timed in batches of ${BATCH} consecutive decisions; each batch gives one per-decision figure (batch time / ${BATCH}), whose percentiles are reported too (they smooth out single-decision outliers, so their p99 is lower). Targets are judged on the per-decision figures. Flows are pre-built FlowQuery objects over pre-resolved endpoints (no IP lookup inside the timing). The JIT is warmed on 300k decisions first. Speed-up: naive mean over the ${NAIVE_SAMPLE} sampled flows (each timed) divided by the compiled mean over the same flows (timed in batches, ${reps} passes).`;
   const machine = { node: process.version, v8: process.versions.v8, cpuModel: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, availableParallelism: os.availableParallelism(), platform: `${os.platform()} ${os.release()}`, arch: os.arch(), totalMemoryGB: Math.round(os.totalmem() / 1024 ** 3) };
   const lat = (s: Stats): Record<string, number> => ({ n: s.n, meanUs: us(s.meanNs), p50Us: us(s.p50Ns), p90Us: us(s.p90Ns), p99Us: us(s.p99Ns), p999Us: us(s.p999Ns), maxUs: us(s.maxNs) });
   const result = {
@@ -1033,6 +1054,7 @@ function main(): void {
     latency: {
       method,
       timerOverheadNs: overhead,
+      timerPairP99Ns: timer.p99Ns,
       l3l4: { perDecision: lat(l4Each), batchMeans: lat(l4BatchStats), throughputPerSec: Math.round((flows.l4.length / l4Batch.totalNs) * 1e9), outcomes: l4Mix },
       l7: { perDecision: lat(l7Each), batchMeans: lat(l7BatchStats), throughputPerSec: Math.round((flows.l7.length / l7Batch.totalNs) * 1e9), outcomes: l7Mix },
     },

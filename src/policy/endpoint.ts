@@ -3,8 +3,13 @@ import type { Cluster, ModelNode, ModelPod } from '../model/cluster.ts';
 import { formatIp, parseIp, type IpBytes } from '../resources/net.ts';
 import type { ReservedName } from './ir.ts';
 
+/**
+ * A pod endpoint also carries its pod's identity and endpoint labels (the same values as `pod.identity` and
+ * `pod.endpointLabels`), so that a decision reads them from the endpoint without loading the pod: with random
+ * flows every distinct object read is a cache miss. Build pod endpoints with `podEndpointOf`.
+ */
 export type Endpoint =
-  | { type: 'pod'; pod: ModelPod; ip: string; bytes: IpBytes }
+  | { type: 'pod'; pod: ModelPod; ip: string; bytes: IpBytes; identity: number; endpointLabels: Readonly<Record<string, string>> }
   | { type: 'node'; node: ModelNode; ip: string; bytes: IpBytes }
   | { type: 'world'; ip: string; bytes: IpBytes };
 
@@ -78,13 +83,18 @@ export function resolveEndpoint(cluster: Cluster, ref: string | { ip: string } |
     const node = pod.nodeName ? cluster.nodes.get(pod.nodeName) : undefined;
     if (node) return { type: 'node', node, ip, bytes: parseIp(ip) ?? new Uint8Array(4) };
   }
-  return { type: 'pod', pod, ip, bytes: parseIp(ip) ?? new Uint8Array(4) };
+  return podEndpointOf(pod, ip, parseIp(ip) ?? new Uint8Array(4));
+}
+
+/** A pod endpoint (one object shape for every pod endpoint). */
+export function podEndpointOf(pod: ModelPod, ip: string, bytes: IpBytes): Endpoint & { type: 'pod' } {
+  return { type: 'pod', pod, ip, bytes, identity: pod.identity, endpointLabels: pod.endpointLabels };
 }
 
 export function endpointForIp(cluster: Cluster, bytes: IpBytes): Endpoint {
   const ip = formatIp(bytes);
   const pod = cluster.podsByIp.get(ip);
-  if (pod) return { type: 'pod', pod, ip, bytes };
+  if (pod) return podEndpointOf(pod, ip, bytes);
   const node = cluster.nodesByIp.get(ip);
   if (node) return { type: 'node', node, ip, bytes };
   return { type: 'world', ip, bytes };
@@ -129,11 +139,11 @@ export function fillPeerView(into: PeerView, peer: Endpoint, subject: Endpoint):
   const labels = into.labels;
   switch (peer.type) {
     case 'pod':
-      labels.k8s = peer.pod.endpointLabels;
+      labels.k8s = peer.endpointLabels;
       labels.reserved = NO_RESERVED;
       into.reserved = NO_RESERVED;
       into.reservedBits = 0;
-      into.identity = peer.pod.identity;
+      into.identity = peer.identity;
       break;
     case 'node': {
       const local = nodeOf(subject) === peer.node.name;

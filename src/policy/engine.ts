@@ -62,10 +62,22 @@ interface ViewContext {
   vlen: number;
   /** While views are built. */
   ub: UnionBuilder | null;
+  /**
+   * By identity − index.base, SLOT entries each: the identity's position (-1 when the index does not hold it),
+   * its egress view and its ingress view. One array read gives a pod endpoint its view as a subject and its
+   * position as a peer (the same cache line serves both directions of a decision).
+   */
+  slots: (number | CompiledView)[];
 }
 
-/** Candidate record layout in PortEntry.data: REC ints per candidate. */
-const REC = 5;
+/** Entries per identity in ViewContext.slots: position, egress view, ingress view, padding. */
+const SLOT = 4;
+
+/**
+ * Candidate record layout in PortEntry.data: REC ints per candidate (port match kind, flags, word range lo and
+ * hi, word offset, reserved-name bits).
+ */
+const REC = 6;
 /** PortEntry.data: union fields of the deny list (4 ints), of the allow list, the two lengths, then the records. */
 const D_UNION = 0;
 const A_UNION = 4;
@@ -78,6 +90,12 @@ const F_ANY = 1;
 const F_ALL_PODS = 2;
 /** A pod peer outside the bitset may still match (k8s CIDRs, or no compiled peers): ask `matches`. */
 const F_SLOW_POD = 4;
+/**
+ * A non-pod peer (node, world) whose reserved names miss the record's reserved bits may still match (selectors
+ * on reserved labels, node selectors, CIDRs, or no compiled peers): ask `matches`. Without it, the record alone
+ * decides a non-pod peer, and the scan loads no candidate or PeerSet.
+ */
+const F_SLOW_OTHER = 8;
 
 function writeRecords(list: readonly Candidate[], out: Int32Array, at: number): void {
   for (let i = 0; i < list.length; i++) {
@@ -86,14 +104,16 @@ function writeRecords(list: readonly Candidate[], out: Int32Array, at: number): 
     const o = at + i * REC;
     out[o] = c.port;
     if (p === null) {
-      out[o + 1] = F_SLOW_POD;
+      out[o + 1] = F_SLOW_POD | F_SLOW_OTHER;
       out[o + 2] = 1;
       continue;
     }
-    out[o + 1] = (p.any ? F_ANY : 0) | (p.allPods ? F_ALL_PODS : 0) | (p.k8sCidrs !== null ? F_SLOW_POD : 0);
+    const slowOther = p.reservedSelectors !== null || p.nodeSelectors !== null || p.ciliumCidrs !== null || p.k8sCidrs !== null;
+    out[o + 1] = (p.any ? F_ANY : 0) | (p.allPods ? F_ALL_PODS : 0) | (p.k8sCidrs !== null ? F_SLOW_POD : 0) | (slowOther ? F_SLOW_OTHER : 0);
     out[o + 2] = p.lo;
     out[o + 3] = p.hi;
     out[o + 4] = p.off;
+    out[o + 5] = p.reservedBits;
   }
 }
 
@@ -237,27 +257,44 @@ function mayMatchUnnamedPort(r: Rule, protocol: Protocol): boolean {
   return false;
 }
 
+/** An identity's position, from the context's slots (-1 when the index does not hold it). */
+function slotPosition(ctx: ViewContext, identity: number): number {
+  const i = (identity - ctx.index.base) * SLOT;
+  const slots = ctx.slots;
+  return i >= 0 && i < slots.length ? (slots[i] as number) : -1;
+}
+
+/** The home slot of a (protocol, port) key in a view's key table of `table` slots (a power of 2). */
+function keySlot(key: number, table: number): number {
+  const h = Math.imul(key, 0x9e3779b1);
+  return (h ^ (h >>> 15)) & (table - 1);
+}
+
 class CompiledView implements SubjectView {
+  // Fields in the order a decision reads them (class fields are defined in declaration order): the hot ones
+  // share the object's first cache line.
+  private readonly ctx: ViewContext;
+  /**
+   * Where this view's block starts in the context's `vdata`: the size T of its key table (0 or a power of 2),
+   * the offsets (relative to the block) of the three protocols' fallback entries, then the key table (T
+   * (key, offset) slots, open addressing with linear probing, key -1 when empty, at most half full: a lookup
+   * reads one or two cache lines however many ports the view names), then each entry's data (see PortEntry.data).
+   */
+  private readonly vo: number;
+  /** The last key's entry offset in `vdata` (as lastKey/lastEntry, for firstMatch). */
+  private lastOffKey = -1;
+  private lastOff = 0;
   readonly direction: Direction;
-  readonly units: readonly PolicyUnit[];
+  readonly isolated: boolean;
   readonly isolatedBy: readonly PolicyRef[];
   readonly requires: readonly Selector[];
+  readonly units: readonly PolicyUnit[];
   private readonly byPort = new Map<number, PortEntry>();
   /** For ports that no exact rule names, by protocol index. */
   private readonly fallback: PortEntry[] = [];
   /** decideDirection asks for deny and then allow candidates of the same key: remember the last lookup. */
   private lastKey = -1;
   private lastEntry: PortEntry = EMPTY_ENTRY;
-  private readonly ctx: ViewContext;
-  /**
-   * Where this view's block starts in the context's `vdata`: the number of exact keys, the offsets (relative
-   * to the block) of the three protocols' fallback entries, then (key, offset) pairs in ascending key, then
-   * each entry's data (see PortEntry.data).
-   */
-  private readonly vo: number;
-  /** The last key's entry offset in `vdata` (as lastKey/lastEntry, for firstMatch). */
-  private lastOffKey = -1;
-  private lastOff = 0;
 
   /** `peers` gives each rule's compiled peers (by rule id). */
   constructor(units: readonly PolicyUnit[], direction: Direction, peers: readonly (PeerSet | undefined)[], ctx: ViewContext) {
@@ -266,6 +303,7 @@ class CompiledView implements SubjectView {
     this.direction = direction;
     this.units = units;
     this.isolatedBy = parts.isolatedBy;
+    this.isolated = parts.isolatedBy.length > 0;
     this.requires = parts.requires;
     // Every (protocol, port) that some exact port entry names gets its own lists; any other port can only be
     // matched by rules without ports or by their non-exact entries (ranges, named ports, protocol only).
@@ -304,19 +342,27 @@ class CompiledView implements SubjectView {
       this.byPort.set(key, new PortEntry(pick(parts.deny), pick(parts.allow), ctx.ub));
     }
     const sorted = [...this.byPort.keys()].sort((a, b) => a - b);
-    let size = 4 + sorted.length * 2;
+    let table = 0;
+    if (sorted.length > 0) {
+      table = 2;
+      while (table < sorted.length * 2) table *= 2;
+    }
+    let size = 4 + table * 2;
     for (const e of this.fallback) size += e.data.length;
     for (const e of this.byPort.values()) size += e.data.length;
     const block = new Int32Array(size);
-    block[0] = sorted.length;
-    let at = 4 + sorted.length * 2;
+    block[0] = table;
+    for (let k = 0; k < table; k++) block[4 + k * 2] = -1;
+    let at = 4 + table * 2;
     this.fallback.forEach((e, pi) => {
       block[1 + pi] = at;
       block.set(e.data, at);
       at += e.data.length;
     });
-    sorted.forEach((key, k) => {
+    sorted.forEach((key) => {
       const e = this.byPort.get(key) as PortEntry;
+      let k = keySlot(key, table);
+      while ((block[4 + k * 2] as number) !== -1) k = (k + 1) & (table - 1);
       block[4 + k * 2] = key;
       block[5 + k * 2] = at;
       block.set(e.data, at);
@@ -335,11 +381,16 @@ class CompiledView implements SubjectView {
     const d = this.ctx.vdata;
     const vo = this.vo;
     let rel = d[vo + 1 + pi] as number;
-    for (let k = vo + 4, end = vo + 4 + (d[vo] as number) * 2; k < end; k += 2) {
-      const kk = d[k] as number;
-      if (kk < key) continue;
-      if (kk === key) rel = d[k + 1] as number;
-      break;
+    const table = d[vo] as number;
+    if (table !== 0) {
+      for (let k = keySlot(key, table); ; k = (k + 1) & (table - 1)) {
+        const kk = d[vo + 4 + k * 2] as number;
+        if (kk === key) {
+          rel = d[vo + 5 + k * 2] as number;
+          break;
+        }
+        if (kk === -1) break;
+      }
     }
     this.lastOffKey = key;
     this.lastOff = vo + rel;
@@ -381,7 +432,7 @@ class CompiledView implements SubjectView {
     if (start >= n) return -1;
     const base = eo + (deny ? RECORDS : RECORDS + (d[eo + N_DENY] as number) * REC);
     const peer = q.peer;
-    const pos = peer.endpoint.type === 'pod' ? this.ctx.index.position(peer.identity) : -1;
+    const pos = peer.endpoint.type === 'pod' ? slotPosition(this.ctx, peer.identity) : -1;
     const w = pos >>> 5;
     const bit = 1 << (pos & 31);
     let i = start;
@@ -425,7 +476,7 @@ class CompiledView implements SubjectView {
             const inBits = w >= lo && w <= (d[o + 3] as number) && ((pool[(d[o + 4] as number) + w - lo] as number) & bit) !== 0;
             if (!inBits && ((flags & F_SLOW_POD) === 0 || !m.matches(this.candidate(deny, i, q), peer))) continue;
           }
-        } else if (!m.matches(this.candidate(deny, i, q), peer)) continue;
+        } else if (((d[o + 5] as number) & peer.reservedBits) === 0 && ((flags & F_SLOW_OTHER) === 0 || !m.matches(this.candidate(deny, i, q), peer))) continue;
       }
       if (pk !== PORT_DYNAMIC || portMatch(this.candidate(deny, i, q).rule, q) !== PORT_NONE) return i;
     }
@@ -457,6 +508,7 @@ export class PolicyEngine implements FlowEvaluator {
   private readonly emptyIngress: CompiledView;
   private readonly emptyEgress: CompiledView;
   private distinctViews = 0;
+  private readonly ctx: ViewContext;
   /** Reused for every decision (decide is synchronous and not re-entered). */
   private readonly ingressPeer: PeerView;
   private readonly egressPeer: PeerView;
@@ -479,7 +531,8 @@ export class PolicyEngine implements FlowEvaluator {
     this.unitsByPos = new Array<PolicyUnit[] | undefined>(index.size).fill(undefined);
     this.ingressByPos = new Array<CompiledView | undefined>(index.size).fill(undefined);
     this.egressByPos = new Array<CompiledView | undefined>(index.size).fill(undefined);
-    const ctx: ViewContext = { index, pool: new Uint32Array(0), unions: new Uint32Array(0), ub: null, vdata: new Int32Array(0), vb: [], vlen: 0 };
+    const ctx: ViewContext = { index, pool: new Uint32Array(0), unions: new Uint32Array(0), ub: null, vdata: new Int32Array(0), vb: [], vlen: 0, slots: [] };
+    this.ctx = ctx;
     this.emptyIngress = new CompiledView([], 'ingress', [], ctx);
     this.emptyEgress = new CompiledView([], 'egress', [], ctx);
     const unionCache = new Map<string, Uint32Array>();
@@ -537,6 +590,17 @@ export class PolicyEngine implements FlowEvaluator {
     ctx.vdata = vdata;
     ctx.vb = [];
     ctx.ub = null;
+    let maxId = index.base - 1;
+    for (let pos = 0; pos < index.size; pos++) maxId = Math.max(maxId, index.identityAt(pos));
+    const slots: (number | CompiledView)[] = [];
+    for (let id = index.base; id <= maxId; id++) slots.push(-1, this.emptyEgress, this.emptyIngress, 0);
+    for (let pos = 0; pos < index.size; pos++) {
+      const at = (index.identityAt(pos) - index.base) * SLOT;
+      slots[at] = pos;
+      slots[at + 1] = this.egressByPos[pos] ?? this.emptyEgress;
+      slots[at + 2] = this.ingressByPos[pos] ?? this.emptyIngress;
+    }
+    ctx.slots = slots;
   }
 
   decide(q: FlowQuery, mode: EnforcementMode = 'default'): Decision {
@@ -566,11 +630,9 @@ export class PolicyEngine implements FlowEvaluator {
 
   view(subject: Endpoint, d: Direction): SubjectView {
     if (subject.type === 'pod') {
-      const pos = this.labelIndex.position(subject.pod.identity);
-      if (pos >= 0) {
-        const v = d === 'ingress' ? this.ingressByPos[pos] : this.egressByPos[pos];
-        if (v !== undefined) return v;
-      }
+      const i = (subject.identity - this.labelIndex.base) * SLOT;
+      const slots = this.ctx.slots;
+      if (i >= 0 && i < slots.length) return slots[i + (d === 'ingress' ? 2 : 1)] as CompiledView;
     } else if (subject.type === 'node') {
       const pair = this.nodeViews.get(subject.node.name);
       if (pair !== undefined) return d === 'ingress' ? pair[0] : pair[1];

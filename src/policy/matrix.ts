@@ -2,7 +2,7 @@
 import type { ModelPod } from '../model/cluster.ts';
 import { parseIp } from '../resources/net.ts';
 import type { Decision, EnforcementMode } from './decision.ts';
-import type { Endpoint } from './endpoint.ts';
+import { podEndpointOf, type Endpoint } from './endpoint.ts';
 import type { PolicyEngine } from './engine.ts';
 import type { Protocol } from './ir.ts';
 
@@ -18,7 +18,7 @@ export function podEndpoint(p: ModelPod): Endpoint | undefined {
   const ip = p.ips[0];
   const bytes = ip === undefined ? undefined : parseIp(ip);
   if (!bytes || ip === undefined || p.hostNetwork) return undefined;
-  return { type: 'pod', pod: p, ip, bytes };
+  return podEndpointOf(p, ip, bytes);
 }
 
 export function reachabilityMatrix(engine: PolicyEngine, pods: readonly ModelPod[], port: number, protocol: Protocol, mode: EnforcementMode = 'default'): Matrix {

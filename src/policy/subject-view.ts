@@ -21,6 +21,8 @@ export interface SubjectView {
   units: readonly PolicyUnit[];
   /** Units that select the subject and put this direction into default deny. */
   isolatedBy: readonly PolicyRef[];
+  /** Optional: `isolatedBy.length > 0`, kept on the view so that a decision does not load the array. */
+  isolated?: boolean;
   /** Deny rules that may match this protocol and port (a superset, ascending rule id; each is still checked). */
   denyCandidates(protocol: Protocol, port: number): readonly Candidate[];
   /** Allow rules that may match this protocol and port (a superset, ascending rule id; each is still checked). */
@@ -155,7 +157,7 @@ export function decideDirection(view: SubjectView, q: DirectionQuery, m: PeerMat
   // for the deciding rule (the scan reads its own flat data).
   const di = view.firstMatch !== undefined ? view.firstMatch(true, 0, q, m) : scanCandidates(view.denyCandidates(q.protocol, q.port), 0, q, m);
   if (di >= 0) return { direction, selectedBy, verdict: 'denied', reason: 'denied-by-rule', rule: (view.denyCandidates(q.protocol, q.port)[di] as Candidate).ref };
-  const enforced = view.isolatedBy.length > 0 || (q.mode === 'always' && (q.subject.type === 'pod' || view.units.length > 0));
+  const enforced = (view.isolated ?? selectedBy.length > 0) || (q.mode === 'always' && (q.subject.type === 'pod' || view.units.length > 0));
   if (!enforced) return { direction, selectedBy, verdict: 'allowed', reason: 'not-selected' };
   if (view.direction === 'ingress' && (q.peer.reservedBits & HOST_BIT) !== 0 && q.subject.type === 'pod') {
     return { direction, selectedBy, verdict: 'allowed', reason: 'local-host' };
