@@ -9,6 +9,7 @@
 // set, to show what cache misses cost) and stops; with it, BENCH_CPUPROF=<file> writes a CPU profile of the
 // timed decisions only, and BENCH_FLOOR=1 also times what merely touching the endpoints, pods and views costs.
 // Writes bench/results/policy.json and bench/results/policy.md.
+import { createPrng, machineInfo } from './bench-common.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import os from 'node:os';
@@ -78,23 +79,7 @@ const ORIGIN: Origin = { file: 'synthetic', locate: () => ({ file: 'synthetic', 
 // ---------------------------------------------------------------------------------------------------------
 // Deterministic PRNG (mulberry32)
 
-let prngState = SEED >>> 0;
-function rand(): number {
-  prngState = (prngState + 0x6d2b79f5) >>> 0;
-  let t = prngState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-function randInt(n: number): number {
-  return Math.floor(rand() * n);
-}
-function pick<T>(xs: readonly T[]): T {
-  return xs[randInt(xs.length)] as T;
-}
-function chance(p: number): boolean {
-  return rand() < p;
-}
+const { rand, randInt, pick, chance } = createPrng(SEED);
 function shuffled<T>(xs: readonly T[]): T[] {
   const out = [...xs];
   for (let i = out.length - 1; i > 0; i--) {
@@ -1039,7 +1024,7 @@ function main(): void {
   if (!judged) log(`(scale ${SCALE}: not a full-size run; figures are not comparable to the targets)`);
 
   const method = `Latency: every decision is timed on its own with process.hrtime.bigint(); the median cost of an empty timer pair (${overhead} ns, measured in the same run) is subtracted from each sample (clamped at 0); an empty pair's own p99 is ${timer.p99Ns} ns (p99.9 ${timer.p999Ns} ns), so the timer adds little to the tail. Percentiles are taken over the ${N_FLOWS.toLocaleString('en')} samples. The same flows are then timed in batches of ${BATCH} consecutive decisions; each batch gives one per-decision figure (batch time / ${BATCH}), whose percentiles are reported too (they smooth out single-decision outliers, so their p99 is lower). Targets are judged on the per-decision figures. Flows are pre-built FlowQuery objects over pre-resolved endpoints (no IP lookup inside the timing). The JIT is warmed on 300k decisions first. Speed-up: naive mean over the ${NAIVE_SAMPLE} sampled flows (each timed) divided by the compiled mean over the same flows (timed in batches, ${reps} passes).`;
-  const machine = { node: process.version, v8: process.versions.v8, cpuModel: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, availableParallelism: os.availableParallelism(), platform: `${os.platform()} ${os.release()}`, arch: os.arch(), totalMemoryGB: Math.round(os.totalmem() / 1024 ** 3) };
+  const machine = machineInfo();
   const lat = (s: Stats): Record<string, number> => ({ n: s.n, meanUs: us(s.meanNs), p50Us: us(s.p50Ns), p90Us: us(s.p90Ns), p99Us: us(s.p99Ns), p999Us: us(s.p999Ns), maxUs: us(s.maxNs) });
   const result = {
     benchmark: 'policy',

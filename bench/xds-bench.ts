@@ -14,6 +14,7 @@
 // BENCH_FULL_COMPILE=1 compiles the routing model with one buildRoutingModel call over everything (minutes
 // today, see the compile section of the report) instead of one call per namespace.
 // Writes bench/results/xds.json and bench/results/xds.md.
+import { createPrng, machineInfo } from './bench-common.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -69,30 +70,9 @@ const DOMAIN = 'cluster.local';
 const TARGETS = { changeP99Ms: 1000, rssBytes: 1024 ** 3 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Deterministic PRNG (mulberry32), as in policy-bench
+// Deterministic PRNG (mulberry32)
 
-let prngState = SEED >>> 0;
-function rand(): number {
-  prngState = (prngState + 0x6d2b79f5) >>> 0;
-  let t = prngState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-function randInt(n: number): number {
-  return Math.floor(rand() * n);
-}
-function pick<T>(xs: readonly T[]): T {
-  return xs[randInt(xs.length)] as T;
-}
-function shuffled<T>(xs: readonly T[]): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = randInt(i + 1);
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
+const { rand, randInt, pick, shuffled } = createPrng(SEED);
 
 /** Wall-clock milliseconds with sub-millisecond resolution; the child processes use the same expression. */
 const now = (): number => performance.timeOrigin + performance.now();
@@ -969,7 +949,7 @@ async function main(): Promise<void> {
     `Baseline: the naive server builds every resource of every client from the model and encodes it (envoy-resources + protobuf Any + content hash), nothing shared or cached; MeshResources builds each distinct (resource, name-variant) once per model and re-encodes only what changed. Both are timed on the final model with no client connected.`,
     `Compile: the routing model is built with one buildRoutingModel call per namespace (its objects, pods and Services) and merged, because one call over the whole mesh takes minutes at this size (addServices scans every pod for every Service); on ${subsetNs.length} namespaces both ways are timed and must give identical models. loadManifests parses ${gen.sources.length} YAML files (one per namespace).`,
   ].join(' ');
-  const machine = { node: process.version, v8: process.versions.v8, cpuModel: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, availableParallelism: os.availableParallelism(), platform: `${os.platform()} ${os.release()}`, arch: os.arch(), totalMemoryGB: Math.round(os.totalmem() / 1024 ** 3) };
+  const machine = machineInfo();
   const result = {
     benchmark: 'xds',
     date: new Date().toISOString(),
