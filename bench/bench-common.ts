@@ -48,3 +48,19 @@ export function machineInfo(): { node: string; v8: string; cpuModel: string; cor
     totalMemoryGB: Math.round(os.totalmem() / 1024 ** 3),
   };
 }
+
+/** One Markdown table row. */
+export function mdRow(cells: readonly (string | number)[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+/** The "Targets" table every benchmark report opens with. */
+export function targetsTable(targets: readonly { name: string; target: string; value: string; pass: boolean }[]): string[] {
+  return [
+    '## Targets',
+    '',
+    mdRow(['Metric', 'Target', 'Result', '']),
+    mdRow(['---', '---', '---', '---']),
+    ...targets.map((x) => mdRow([x.name, x.target, x.value, x.pass ? 'pass' : '**FAIL**'])),
+  ];
+}

@@ -9,7 +9,7 @@
 // set, to show what cache misses cost) and stops; with it, BENCH_CPUPROF=<file> writes a CPU profile of the
 // timed decisions only, and BENCH_FLOOR=1 also times what merely touching the endpoints, pods and views costs.
 // Writes bench/results/policy.json and bench/results/policy.md.
-import { createPrng, machineInfo } from './bench-common.ts';
+import { createPrng, machineInfo, mdRow, targetsTable } from './bench-common.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import os from 'node:os';
@@ -1051,7 +1051,7 @@ function main(): void {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'policy.json'), `${JSON.stringify(result, null, 2)}\n`);
-  const row = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+  const row = mdRow;
   const md = [
     '# Policy engine benchmark',
     '',
@@ -1059,11 +1059,7 @@ function main(): void {
     '',
     `Cluster: ${podCount.toLocaleString('en')} pods (${gen.counts.deployments} Deployments, ${gen.counts.barePods} bare Pods) in ${gen.counts.namespaces} namespaces on ${gen.counts.nodes} nodes, ${cluster.identities.size.toLocaleString('en')} identities; ${gen.counts.networkPolicies.toLocaleString('en')} NetworkPolicies, ${gen.counts.cnp} CiliumNetworkPolicies and ${gen.counts.ccnp} CiliumClusterwideNetworkPolicies (${gen.counts.l7Policies} with L7 HTTP rules, ${gen.counts.denyPolicies} with deny rules, ${gen.counts.hostPolicies} host policies) → ${est.units.toLocaleString('en')} policy units, ${est.rules.toLocaleString('en')} rules.`,
     '',
-    '## Targets',
-    '',
-    row(['Metric', 'Target', 'Result', '']),
-    row(['---', '---', '---', '---']),
-    ...targets.map((x) => row([x.name, x.target, x.value, x.pass ? 'pass' : '**FAIL**'])),
+    ...targetsTable(targets),
     '',
     '## Details',
     '',
