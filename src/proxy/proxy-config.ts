@@ -62,6 +62,11 @@ export interface ListenerConfig {
   address: { host: string; port: number };
   /** `namespace/name` of the pod this listener serves (inbound: the destination; outbound: the source). */
   pod?: string;
+  /**
+   * Outbound: the local address upstream connections bind to (the source pod's IP), so that the server-side proxy
+   * sees which pod a connection comes from. Absent: the kernel chooses.
+   */
+  sourceAddress?: string;
   /** Inbound only: which transports peers may use. Absent on outbound and gateway listeners. */
   mtls?: InboundMtls;
   protocol: ListenerProtocol;
