@@ -44,6 +44,10 @@ export interface PolicyVerdict {
   httpStatus?: number;
   /** Which direction decided (the source's egress or the destination's ingress). */
   direction?: 'ingress' | 'egress';
+  /** Connection verdicts: allowed at L3/L4, but the port carries L7 rules, so every request must pass decideRequest. */
+  l7Required?: boolean;
+  /** `iss/sub` of the request's JWT, once RequestAuthentication accepted it. */
+  requestPrincipal?: string;
 }
 
 export type ConnectionDecision = PolicyVerdict;
@@ -70,8 +74,20 @@ export interface PolicyEnforcer {
    * account: a mismatch is denied (an address cannot borrow another workload's identity).
    */
   decideConnection(q: { source: Endpoint; destination: Endpoint; port: number; protocol: 'TCP' | 'UDP'; direction: 'ingress' | 'egress'; peerSpiffeId?: string; transport: 'mtls' | 'plaintext' }): ConnectionDecision;
-  /** L7 per request: Cilium HTTP rules, then RequestAuthentication and AuthorizationPolicy (inbound only). */
-  decideRequest(conn: ConnectionInfo, req: RequestFacts): PolicyVerdict;
+  /**
+   * L7 per request: Cilium HTTP rules, then RequestAuthentication and AuthorizationPolicy (inbound only). `target`:
+   * where the request goes when that is not `conn.destination` and `conn.local.port` (outbound: the upstream pod
+   * and port chosen by routing and balancing, which the source's egress rules are about).
+   */
+  decideRequest(conn: ConnectionInfo, req: RequestFacts, target?: RequestTarget): PolicyVerdict;
+  /** Opaque TCP on an inbound connection (no HTTP detected): AuthorizationPolicy as Istio applies it to TCP. */
+  decideTcp?(conn: ConnectionInfo): PolicyVerdict;
+}
+
+/** The destination of one request, when it differs from the connection's. */
+export interface RequestTarget {
+  destination?: Endpoint;
+  port?: number;
 }
 
 /** One upstream endpoint as the cluster manager tracks it. */

@@ -104,6 +104,8 @@ export interface PolicySnapshot {
   /** Content version, to skip recompiling an unchanged snapshot. */
   version: string;
   trustDomain: string;
+  /** Istio's root namespace (mesh-wide security policies); default `istio-system`. */
+  rootNamespace?: string;
   resources: Resource[];
 }
 
