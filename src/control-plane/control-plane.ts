@@ -148,7 +148,7 @@ export class ControlPlane {
     for (const d of result.config.warnings) this.log.warn(formatDiagnostic(d));
     this.config = result.config;
     const serviceAccounts = new Map([...result.config.cluster.pods.values()].map((p) => [p.key, p.serviceAccount] as const));
-    this.mesh.update(result.config.routing, { authz: result.config.authz, serviceAccounts });
+    this.mesh.update(result.config.routing, { authz: result.config.authz, serviceAccounts }, { cluster: result.config.cluster, resources: result.config.resources });
     this.ads.push();
     this.lastReload = { at: new Date(), applied: true, errors: [] };
     this.metrics.reloads.inc({ result: 'applied' });

@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import type { ClusterSpec, EndpointSet, Route, RouteConfig, RoutingModel, ServiceListener } from '../routing/model.ts';
 import { cluster, clientListener, clusterLoadAssignment, routeConfiguration } from './envoy-resources.ts';
 import { encodeAny } from './protos.ts';
+import { encodePolicySnapshot, POLICY_SNAPSHOT_NAME } from './policy-snapshot.ts';
+import { SidecarIndex, type SidecarInputs } from './sidecar-resources.ts';
 import { clusterTransportSocket, parseServerListenerName, SERVER_LISTENER_PREFIX, serverListenerForNode, serverListenerKey, type MeshSecurity } from './server-resources.ts';
 import type { ResourceProvider, VersionedResource } from './resource-provider.ts';
 import { TYPE, type TypeUrl } from './type-urls.ts';
@@ -28,15 +30,20 @@ export class MeshResources implements ResourceProvider {
   private readonly cache = new Map<string, CacheEntry>();
   /** Server listeners and client mTLS; without it, server listeners do not exist (an XdsServer does not serve). */
   private security: MeshSecurity | undefined;
+  /** Trellis proxies (node metadata TRELLIS_PROXY); without inputs, they are served nothing (fail closed). */
+  private sidecar: SidecarIndex | undefined;
+  private sidecarInputs: SidecarInputs | undefined;
 
-  constructor(model?: RoutingModel, security?: MeshSecurity) {
-    if (model) this.update(model, security);
+  constructor(model?: RoutingModel, security?: MeshSecurity, sidecar?: SidecarInputs) {
+    if (model) this.update(model, security, sidecar);
   }
 
   /** Takes a new model. Resources whose content did not change keep their version. */
-  update(model: RoutingModel, security?: MeshSecurity): void {
+  update(model: RoutingModel, security?: MeshSecurity, sidecar?: SidecarInputs): void {
     this.epoch++;
     this.security = security;
+    this.sidecarInputs = sidecar;
+    this.sidecar = sidecar ? new SidecarIndex(model, sidecar, security) : undefined;
     this.listeners = new Map();
     this.namespaceLocal = new Map();
     for (const l of model.listeners) {
@@ -54,6 +61,7 @@ export class MeshResources implements ResourceProvider {
   }
 
   get(node: XdsNode, type: TypeUrl, name: string): VersionedResource | undefined {
+    if (node.proxy) return this.proxyGet(node, type, name);
     switch (type) {
       case TYPE.listener: {
         if (name.startsWith(SERVER_LISTENER_PREFIX)) return this.serverListener(node, name);
@@ -79,8 +87,48 @@ export class MeshResources implements ResourceProvider {
   }
 
   list(node: XdsNode, type: TypeUrl): VersionedResource[] {
+    if (node.proxy) return this.proxyNames(node, type).map((n) => this.proxyGet(node, type, n)).filter((r): r is VersionedResource => r !== undefined);
     const names = type === TYPE.listener ? this.canonicalListeners : type === TYPE.cluster ? [...this.clusters.keys()].sort() : [];
     return names.map((n) => this.get(node, type, n)).filter((r): r is VersionedResource => r !== undefined);
+  }
+
+  /** What a Trellis proxy is served (see sidecar-resources.ts): its own listener set, mesh clusters with mTLS, the policy snapshot. */
+  private proxyGet(node: XdsNode, type: TypeUrl, name: string): VersionedResource | undefined {
+    const idx = this.sidecar;
+    const inputs = this.sidecarInputs;
+    if (!idx || !inputs) return undefined;
+    const local = (m: 'listeners' | 'routes' | 'clusters'): VersionedResource | undefined => {
+      const obj = idx.view(node)[m].get(name);
+      return obj ? this.encoded(type, `proxy|${idx.viewKey(node)}|${name}`, name, () => obj) : undefined;
+    };
+    switch (type) {
+      case TYPE.listener:
+        return local('listeners');
+      case TYPE.route:
+        return local('routes');
+      case TYPE.cluster: {
+        if (name.startsWith('inbound|')) return local('clusters');
+        const c = idx.meshCluster(name);
+        return c ? this.encoded(type, `proxy|${name}`, name, () => c) : undefined;
+      }
+      case TYPE.endpoint: {
+        const e = idx.endpointSet(name);
+        return e ? this.encoded(type, name, name, () => clusterLoadAssignment(e)) : undefined;
+      }
+      case TYPE.policy:
+        if (name !== POLICY_SNAPSHOT_NAME) return undefined;
+        return this.encoded(type, POLICY_SNAPSHOT_NAME, name, () => encodePolicySnapshot(inputs.resources, this.security?.authz.trustDomain ?? 'cluster.local'));
+    }
+    return undefined;
+  }
+
+  private proxyNames(node: XdsNode, type: TypeUrl): string[] {
+    const idx = this.sidecar;
+    if (!idx) return [];
+    if (type === TYPE.listener) return [...idx.view(node).listeners.keys()].sort();
+    if (type === TYPE.cluster) return [...idx.meshClusterNames(), ...[...idx.view(node).clusters.keys()].sort()];
+    if (type === TYPE.policy) return [POLICY_SNAPSHOT_NAME];
+    return [];
   }
 
   /** The listener a proxyless gRPC server bound to the address in `name` asks for, for the workload `node` is. */

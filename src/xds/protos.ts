@@ -2,6 +2,7 @@
 // resources, and the ADS service definition for the server.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
@@ -12,6 +13,8 @@ export const PROTO_INCLUDE_DIRS = [
   ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(XDS_ROOT, d)),
   // google/protobuf/descriptor.proto and friends ship with protobufjs itself.
   dirname(require.resolve('protobufjs/package.json')),
+  // Trellis' own xDS types (trellis/policy/v1/policy.proto), two levels up from src/xds or dist/xds.
+  join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proto'),
 ];
 
 /** Every file Trellis encodes resources from. */
@@ -34,6 +37,12 @@ export const RESOURCE_PROTO_FILES = [
   'envoy/extensions/load_balancing_policies/random/v3/random.proto',
   'envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto',
   'envoy/extensions/load_balancing_policies/pick_first/v3/pick_first.proto',
+  // Trellis proxies (sidecar-resources.ts): listener filters, rate limits, typed structs, the policy snapshot.
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'xds/type/v3/typed_struct.proto',
+  'trellis/policy/v1/policy.proto',
 ];
 
 let root: protobuf.Root | undefined;

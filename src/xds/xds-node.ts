@@ -8,6 +8,17 @@ export interface XdsNode {
   labels: Record<string, string>;
   /** The client's pod (`namespace/name`) when known. */
   pod?: string;
+  /** Set only for Trellis proxies (metadata TRELLIS_PROXY); see sidecar-resources.ts for the contract. */
+  proxy?: TrellisProxyMeta;
+}
+
+/** What a Trellis proxy says about itself in its node metadata. */
+export interface TrellisProxyMeta {
+  /** TRELLIS_PROXY: `sidecar`, `node` or `gateway` (anything else serves nothing). */
+  mode: string;
+  nodeName?: string;
+  appIp?: string;
+  outboundIp?: string;
 }
 
 /** A google.protobuf.Value; protobufjs gives camelCase names for Struct's wrapper, other decoders snake_case. */
@@ -57,5 +68,16 @@ export function parseNode(n: NodeMessage | null | undefined): XdsNode {
   }
   const out: XdsNode = { id, cluster: n?.cluster ?? '', namespace, labels };
   if (pod) out.pod = pod;
+  const mode = str(fields.TRELLIS_PROXY);
+  if (mode !== undefined) {
+    const proxy: TrellisProxyMeta = { mode };
+    const nodeName = str(fields.NODE_NAME);
+    const appIp = str(fields.APP_IP);
+    const outboundIp = str(fields.OUTBOUND_IP);
+    if (nodeName) proxy.nodeName = nodeName;
+    if (appIp) proxy.appIp = appIp;
+    if (outboundIp) proxy.outboundIp = outboundIp;
+    out.proxy = proxy;
+  }
   return out;
 }

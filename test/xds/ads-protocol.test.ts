@@ -25,6 +25,8 @@ function build(type: TypeUrl, name: string, content: string): Record<string, unk
       return { name, stat_prefix: content };
     case RDS:
       return { name, virtual_hosts: [{ name: content, domains: ['*'] }] };
+    default:
+      throw new Error(`no test content for ${type}`);
   }
 }
 
