@@ -1,0 +1,18 @@
+// The observe layer's one error type (flow ring, audit log, flow building): a code for programs, a message for people.
+
+export type ObserveErrorCode =
+  /** A ring capacity that is not a power of two in range, or another invalid option. */
+  | 'bad-option'
+  /** The audit log file or its directory could not be opened. */
+  | 'open-failed'
+  /** The audit log was used after close(). */
+  | 'closed';
+
+export class ObserveError extends Error {
+  readonly code: ObserveErrorCode;
+  constructor(code: ObserveErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ObserveError';
+    this.code = code;
+  }
+}
