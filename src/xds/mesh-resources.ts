@@ -5,6 +5,7 @@ import type { ClusterSpec, EndpointSet, Route, RouteConfig, RoutingModel, Servic
 import { cluster, clientListener, clusterLoadAssignment, routeConfiguration } from './envoy-resources.ts';
 import { encodeAny } from './protos.ts';
 import { encodePolicySnapshot, POLICY_SNAPSHOT_NAME } from './policy-snapshot.ts';
+import { proxyLoadAssignment } from './sidecar-listeners.ts';
 import { SidecarIndex, type SidecarInputs } from './sidecar-resources.ts';
 import { clusterTransportSocket, parseServerListenerName, SERVER_LISTENER_PREFIX, serverListenerForNode, serverListenerKey, type MeshSecurity } from './server-resources.ts';
 import type { ResourceProvider, VersionedResource } from './resource-provider.ts';
@@ -113,11 +114,11 @@ export class MeshResources implements ResourceProvider {
       }
       case TYPE.endpoint: {
         const e = idx.endpointSet(name);
-        return e ? this.encoded(type, name, name, () => clusterLoadAssignment(e)) : undefined;
+        return e ? this.encoded(type, `proxy|${name}`, name, () => proxyLoadAssignment(e)) : undefined;
       }
       case TYPE.policy:
         if (name !== POLICY_SNAPSHOT_NAME) return undefined;
-        return this.encoded(type, POLICY_SNAPSHOT_NAME, name, () => encodePolicySnapshot(inputs.resources, this.security?.authz.trustDomain ?? 'cluster.local'));
+        return this.encoded(type, POLICY_SNAPSHOT_NAME, name, () => encodePolicySnapshot(inputs.resources, this.security?.authz.trustDomain ?? 'cluster.local', this.security?.authz.rootNamespace));
     }
     return undefined;
   }

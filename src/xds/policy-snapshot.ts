@@ -116,15 +116,15 @@ export function locationTable(r: { origin: Origin } & Resource): Record<string, 
 }
 
 /** The snapshot message (trellis.policy.v1.PolicySnapshot, .proto field names) of the policy-relevant resources. */
-export function encodePolicySnapshot(resources: readonly Resource[], trustDomain: string): Obj {
+export function encodePolicySnapshot(resources: readonly Resource[], trustDomain: string, rootNamespace?: string): Obj {
   const objects = resources
     .filter((r) => POLICY_KINDS.has(r.kind))
     .map((r) => {
       const { origin, ...rest } = r;
       return { object: toStruct(rest), file: origin.file, locations: locationTable(r) };
     });
-  const version = createHash('sha256').update(trustDomain).update('\0').update(JSON.stringify(objects)).digest('hex').slice(0, 16);
-  return { version, trust_domain: trustDomain, objects };
+  const version = createHash('sha256').update(`${trustDomain}\0${rootNamespace ?? ''}\0`).update(JSON.stringify(objects)).digest('hex').slice(0, 16);
+  return { version, trust_domain: trustDomain, ...(rootNamespace !== undefined ? { root_namespace: rootNamespace } : {}), objects };
 }
 
 /** A locator over a recorded table: exact for recorded paths, else the nearest recorded ancestor's value. */
@@ -186,5 +186,7 @@ export function decodePolicySnapshot(msg: Obj): PolicySnapshot {
     }
   });
   if (errors.length > 0) throw new PolicySnapshotError(errors);
-  return { version: typeof msg.version === 'string' ? msg.version : '', trustDomain, resources };
+  const out: PolicySnapshot = { version: typeof msg.version === 'string' ? msg.version : '', trustDomain, resources };
+  if (typeof msg.root_namespace === 'string' && msg.root_namespace !== '') out.rootNamespace = msg.root_namespace;
+  return out;
 }

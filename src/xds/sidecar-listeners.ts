@@ -1,10 +1,10 @@
 // The Envoy objects of a Trellis proxy's listener set: inbound listeners (mesh peers reach a local pod) with their
 // STATIC clusters to the app, and outbound listeners (a local pod reaches the mesh). Plain objects with the .proto
 // field names; Trellis-only facts ride in TypedStructs and in listener/cluster metadata under `trellis`.
-import type { AppProtocol, ClusterSpec, TcpRoute } from '../routing/model.ts';
+import type { AppProtocol, ClusterSpec, EndpointSet, HeaderOps, Route, RouteConfig, TcpRoute } from '../routing/model.ts';
 import { cluster, clusterLoadAssignment, FAULT_FILTER, routeConfiguration, ROUTER_FILTER } from './envoy-resources.ts';
 import { downstreamMtls, type TlsOptions } from './server-resources.ts';
-import { trellisMetadata, typedStruct } from './xds-struct.ts';
+import { toStruct, trellisMetadata, TRELLIS_METADATA, typedStruct } from './xds-struct.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -133,7 +133,7 @@ export function inboundCluster(podKey: string, appIp: string, p: InboundPort): O
   const out = cluster(spec);
   delete out.eds_cluster_config;
   out.type = 'STATIC';
-  out.load_assignment = clusterLoadAssignment({ cluster: spec.name, endpoints: [{ address: appIp, port: p.port, healthy: true, weight: 1, locality: { region: '', zone: '', subZone: '' }, pod: podKey, labels: {} }] });
+  out.load_assignment = proxyLoadAssignment({ cluster: spec.name, endpoints: [{ address: appIp, port: p.port, healthy: true, weight: 1, locality: { region: '', zone: '', subZone: '' }, pod: podKey, labels: {} }] });
   out.metadata = trellisMetadata({ local: true, host: spec.host, port: spec.port, protocol: spec.protocol });
   return out;
 }
@@ -190,4 +190,65 @@ export function outboundListener(ip: string, podKey: string, podIp: string, p: O
   if (p.tcpCluster !== undefined) meta.tcpCluster = p.tcpCluster;
   if (p.shadowed && p.shadowed.length > 0) meta.shadowed = p.shadowed;
   return { name, address: socketAddress(ip, p.port), listener_filters: listenerFilters((p.tcpRoutes ?? []).some((r) => (r.sniHosts ?? []).length > 0), p.protocol === 'auto'), filter_chains: chains, metadata: trellisMetadata(meta) };
+}
+
+function headerValues(ops: HeaderOps): Obj[] {
+  return [
+    ...Object.entries(ops.set).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
+    ...Object.entries(ops.add).map(([key, value]) => ({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
+  ];
+}
+
+/** What routeConfiguration() leaves out of a route: all header operations, and the manifest field it came from. */
+function decorateRoute(out: Obj, r: Route): void {
+  const meta: Obj = {};
+  if (r.headers) {
+    meta.headerOps = Object.keys(r.headers).filter((k) => r.headers?.[k as 'request' | 'response'] !== undefined);
+    const { request, response } = r.headers;
+    if (request) {
+      out.request_headers_to_add = headerValues(request);
+      if (request.remove.length > 0) out.request_headers_to_remove = request.remove;
+    }
+    if (response) {
+      out.response_headers_to_add = headerValues(response);
+      if (response.remove.length > 0) out.response_headers_to_remove = response.remove;
+    }
+  }
+  if (r.source) {
+    const at = r.source.origin.locate(r.source.path, 'key');
+    meta.source = { file: at.file, path: [...r.source.path], line: at.line, column: at.column };
+  }
+  if (Object.keys(meta).length > 0) out.metadata = trellisMetadata(meta);
+}
+
+/** routeConfiguration() for Trellis proxies: the same content, plus header operations and route sources. */
+export function proxyRouteConfiguration(rc: RouteConfig, accepts?: (r: Route) => boolean): Obj {
+  const out = routeConfiguration(rc, accepts);
+  (out.virtual_hosts as Obj[]).forEach((vh, i) => {
+    const routes = (rc.virtualHosts[i]?.routes ?? []).filter((r) => !accepts || accepts(r));
+    (vh.routes as Obj[]).forEach((r, j) => {
+      const src = routes[j];
+      if (src) decorateRoute(r, src);
+    });
+  });
+  return out;
+}
+
+/** clusterLoadAssignment() for Trellis proxies: each endpoint also names its pod and labels (for flows). */
+export function proxyLoadAssignment(e: EndpointSet): Obj {
+  const out = clusterLoadAssignment(e);
+  // clusterLoadAssignment groups by locality in first-seen order, keeping the order within a group: the same walk finds each endpoint.
+  const groups = new Map<string, EndpointSet['endpoints']>();
+  for (const ep of e.endpoints) {
+    const key = `${ep.locality.region}/${ep.locality.zone}/${ep.locality.subZone}`;
+    groups.set(key, [...(groups.get(key) ?? []), ep]);
+  }
+  const eps = [...groups.values()];
+  (out.endpoints as Obj[]).forEach((g, i) => {
+    (g.lb_endpoints as Obj[]).forEach((lb, j) => {
+      const ep = eps[i]?.[j];
+      if (ep && (ep.pod !== undefined || Object.keys(ep.labels).length > 0)) lb.metadata = { filter_metadata: { [TRELLIS_METADATA]: toStruct({ pod: ep.pod, labels: ep.labels }) } };
+    });
+  });
+  return out;
 }

@@ -25,9 +25,8 @@ import { buildAuthzModel, mtlsModeFor, workloadAuthz, type AuthzModel } from '..
 import type { Resource } from '../resources/kinds.ts';
 import { isHttpLike, serviceProtocol } from '../routing/context.ts';
 import type { AppProtocol, ClusterSpec, EndpointSet, Route, RouteConfig, RoutingModel, ServiceListener, TcpRoute } from '../routing/model.ts';
-import { routeConfiguration } from './envoy-resources.ts';
 import { upstreamMtls, type MeshSecurity } from './server-resources.ts';
-import { inboundCluster, inboundListener, listenerProtocol, meshCluster, outboundListener, type InboundPort, type OutboundPort } from './sidecar-listeners.ts';
+import { inboundCluster, inboundListener, listenerProtocol, meshCluster, outboundListener, proxyRouteConfiguration, type InboundPort, type OutboundPort } from './sidecar-listeners.ts';
 import type { XdsNode } from './xds-node.ts';
 
 type Obj = Record<string, unknown>;
@@ -244,7 +243,7 @@ export class SidecarIndex {
       const local = new Set(l.namespaceLocalAliases);
       const ip = l.host.startsWith(`${l.service}.${l.namespace}.svc.`) ? this.clusterIps.get(`${l.namespace}/${l.service}`) : undefined;
       const extra = ip ? [ip, `${ip.includes(':') ? `[${ip}]` : ip}:${l.port}`] : [];
-      for (const vh of routeConfiguration(rc, accepts).virtual_hosts as Obj[]) {
+      for (const vh of proxyRouteConfiguration(rc, accepts).virtual_hosts as Obj[]) {
         // Envoy refuses a domain in two virtual hosts of one route configuration: the first listener by name keeps it.
         const domains = [...(vh.domains as string[]), ...extra].filter((d) => (l.namespace === pod.namespace || !local.has(d)) && !claimed.has(d));
         for (const d of domains) claimed.add(d);
