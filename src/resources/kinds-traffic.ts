@@ -1,5 +1,5 @@
 // Typed objects for the traffic kinds: Istio networking (VirtualService, DestinationRule, ServiceEntry, Gateway),
-// Kubernetes Ingress and Gateway API (Gateway, HTTPRoute, GRPCRoute), as validation hands them to routing.
+// Kubernetes Ingress and Gateway API (Gateway, HTTPRoute, GRPCRoute), and Istio EnvoyFilter, as validation hands them to routing.
 import type { FieldPath, LabelSelector, ObjectMeta, Origin } from './kinds.ts';
 
 interface Base<K extends string> {
@@ -305,4 +305,64 @@ export interface ReferenceGrant extends Base<'ReferenceGrant'> {
   };
 }
 
-export type TrafficResource = VirtualService | DestinationRule | ServiceEntry | IstioGateway | Ingress | HTTPRoute | GRPCRoute | GatewayApiGateway | ReferenceGrant;
+/** Istio EnvoyFilter's match.context: which listeners a patch applies to. */
+export type EnvoyFilterContext = 'ANY' | 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' | 'GATEWAY';
+
+/** Envoy's LocalRateLimit (envoy.extensions.filters.http.local_ratelimit.v3), the part Trellis runs. */
+export interface LocalRateLimitSettings {
+  statPrefix: string;
+  /** Absent on a listener-level filter whose limits come per route (typed_per_filter_config). */
+  tokenBucket?: { maxTokens: number; tokensPerFill: number; fillIntervalMs: number };
+  /** filter_enabled is 100% (it is 0%, Envoy's default, when false). */
+  enabled: boolean;
+  /** filter_enforced is 100% (0%, shadow mode, when false). */
+  enforced: boolean;
+  /** response_headers_to_add, lower-case names: headers on the 429 replies. */
+  responseHeaders: Record<string, string>;
+}
+
+/** An HTTP filter as an EnvoyFilter's patch.value gives it (`name` is the value's name, for relative operations). */
+export type EnvoyFilterHttpFilter =
+  | { type: 'local_ratelimit'; name: string; settings: LocalRateLimitSettings }
+  /** A Trellis extension: `module` is resolved against the manifest's folder (absolute when the manifest's name is). */
+  | { type: 'extension'; name: string; module: string; config: Record<string, unknown> };
+
+export type EnvoyFilterOperation = 'INSERT_BEFORE' | 'INSERT_AFTER' | 'INSERT_FIRST' | 'ADD' | 'REMOVE' | 'REPLACE';
+
+export type EnvoyFilterPatch =
+  | {
+      applyTo: 'HTTP_FILTER';
+      context: EnvoyFilterContext;
+      /** match.listener.portNumber; absent means every port. */
+      portNumber?: number;
+      /** match.listener.filterChain.filter.subFilter.name, with Istio's names for Trellis' own filters made Trellis' names. */
+      subFilter?: string;
+      operation: EnvoyFilterOperation;
+      /** ADD only. */
+      filterClass?: 'AUTHN' | 'AUTHZ' | 'STATS';
+      /** Absent for REMOVE. */
+      filter?: EnvoyFilterHttpFilter;
+      path: FieldPath;
+    }
+  | {
+      /** A MERGE of typed_per_filter_config into every route of the matched listeners. */
+      applyTo: 'HTTP_ROUTE';
+      context: EnvoyFilterContext;
+      portNumber?: number;
+      /** Per filter name: the local rate limit for each route (a bucket per route, as Envoy). */
+      perFilter: { name: string; settings: LocalRateLimitSettings }[];
+      path: FieldPath;
+    };
+
+export interface EnvoyFilter extends Base<'EnvoyFilter'> {
+  /** metadata.creationTimestamp (ms since the epoch), when the manifest has one, as `kubectl get -o yaml` prints. */
+  creationTimestampMs?: number;
+  spec: {
+    /** Absent: every workload of the namespace (of the mesh, in the root namespace). */
+    workloadSelector?: Record<string, string>;
+    priority: number;
+    configPatches: EnvoyFilterPatch[];
+  };
+}
+
+export type TrafficResource = VirtualService | DestinationRule | ServiceEntry | IstioGateway | Ingress | HTTPRoute | GRPCRoute | GatewayApiGateway | ReferenceGrant | EnvoyFilter;

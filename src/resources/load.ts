@@ -9,6 +9,7 @@ import { readNetworkPolicy } from './validate-network-policy.ts';
 import { readAuthorizationPolicy } from './validate-authorization-policy.ts';
 import { readPeerAuthentication, readRequestAuthentication } from './validate-authentication.ts';
 import { readDestinationRule } from './validate-destination-rule.ts';
+import { readEnvoyFilter } from './validate-envoy-filter.ts';
 import { readGatewayApiGateway, readGrpcRoute, readReferenceGrant, readHttpRoute } from './validate-gateway-api.ts';
 import { readIngress } from './validate-ingress.ts';
 import { readIstioGateway } from './validate-istio-gateway.ts';
@@ -42,6 +43,8 @@ const KINDS: Record<string, readonly string[]> = {
   VirtualService: ISTIO_NETWORKING,
   DestinationRule: ISTIO_NETWORKING,
   ServiceEntry: ISTIO_NETWORKING,
+  // Istio serves EnvoyFilter in v1alpha3 only.
+  EnvoyFilter: ['networking.istio.io/v1alpha3'],
   // Two API groups have a Gateway kind; readObject dispatches on the group.
   Gateway: [...ISTIO_NETWORKING, 'gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   Ingress: ['networking.k8s.io/v1'],
@@ -52,7 +55,7 @@ const KINDS: Record<string, readonly string[]> = {
 
 const NAMESPACED = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'NetworkPolicy', 'CiliumNetworkPolicy']);
 for (const k of ['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']) NAMESPACED.add(k);
-for (const k of ['VirtualService', 'DestinationRule', 'ServiceEntry', 'Gateway', 'Ingress', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']) NAMESPACED.add(k);
+for (const k of ['VirtualService', 'DestinationRule', 'ServiceEntry', 'Gateway', 'Ingress', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'EnvoyFilter']) NAMESPACED.add(k);
 
 /** Kinds that commonly appear next to these and are skipped silently (they carry no connectivity). */
 const QUIET_KINDS = new Set(['ConfigMap', 'Secret', 'ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
@@ -176,6 +179,9 @@ function readObject(raw: RawObject, diagnostics: Diagnostic[]): Resource | undef
       break;
     case 'ServiceEntry':
       r = readServiceEntry(c, o, origin);
+      break;
+    case 'EnvoyFilter':
+      r = readEnvoyFilter(c, o, origin);
       break;
     case 'Gateway':
       r = apiVersion.startsWith('gateway.networking.k8s.io/') ? readGatewayApiGateway(c, o, origin) : readIstioGateway(c, o, origin);
