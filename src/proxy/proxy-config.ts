@@ -49,8 +49,11 @@ export type HttpFilterConfig =
   | { name: 'trellis.policy' }
   /** Envoy's fault filter: per-route fault policies from the route (Route.fault). */
   | { name: 'envoy.filters.http.fault' }
-  /** Token-bucket local rate limit (Envoy's local_ratelimit): per route when `perRoute`, else per listener. */
-  | { name: 'envoy.filters.http.local_ratelimit'; maxTokens: number; tokensPerFill: number; fillIntervalMs: number; perRoute: boolean }
+  /**
+   * Token-bucket local rate limit (Envoy's local_ratelimit): per route when `perRoute`, else per listener.
+   * `responseHeaders` (lower-case names) go on the 429 replies (Envoy's response_headers_to_add).
+   */
+  | { name: 'envoy.filters.http.local_ratelimit'; maxTokens: number; tokensPerFill: number; fillIntervalMs: number; perRoute: boolean; responseHeaders?: Record<string, string> }
   /** A user's TypeScript/JavaScript module exporting an HttpFilterFactory (see http/filter.ts), with its config. */
   | { name: 'trellis.extension'; module: string; config: Record<string, unknown> };
 
