@@ -9,6 +9,8 @@ export type ProxyErrorCode =
   | 'bind-failed'
   /** No certificate could be obtained or read. */
   | 'no-certificate'
+  /** A mesh peer's certificate does not carry the SPIFFE ID expected of it. */
+  | 'peer-identity'
   /** A `trellis.extension` module could not be loaded. */
   | 'extension-failed';
 
