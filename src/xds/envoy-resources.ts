@@ -68,10 +68,10 @@ function routeMatch(r: Route): Obj {
   if (!p) m.prefix = '';
   else if ('exact' in p) {
     m.path = p.exact;
-    if (p.ignoreCase) m.case_sensitive = false;
+    if (p.ignoreCase) m.case_sensitive = { value: false };
   } else if ('prefix' in p) {
     m.prefix = p.prefix;
-    if (p.ignoreCase) m.case_sensitive = false;
+    if (p.ignoreCase) m.case_sensitive = { value: false };
   } else m.safe_regex = { regex: p.regex };
   if (r.match.headers.length > 0) m.headers = r.match.headers.map(headerMatcher);
   if (r.match.queryParams && r.match.queryParams.length > 0) {
