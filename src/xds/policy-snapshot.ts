@@ -50,7 +50,7 @@ function isFieldPath(v: unknown): v is FieldPath {
 }
 
 /** The field paths worth locating in one object: its typed fields, every rule path it names, and the raw names policies use. */
-function candidatePaths(r: Resource): FieldPath[] {
+export function candidatePaths(r: Resource): FieldPath[] {
   const out: FieldPath[] = [[], ['kind'], ['metadata'], ['metadata', 'name'], ['metadata', 'namespace'], ['metadata', 'labels'], ['spec'], ['spec', 'rules'], ['spec', 'jwtRules'], ['spec', 'mtls'], ['spec', 'mtls', 'mode']];
   const withPrefixes = (p: FieldPath): void => {
     for (let i = 1; i <= p.length; i++) out.push(p.slice(0, i));
