@@ -124,7 +124,7 @@ export function encodePolicySnapshot(resources: readonly Resource[], trustDomain
       return { object: toStruct(rest), file: origin.file, locations: locationTable(r) };
     });
   const version = createHash('sha256').update(`${trustDomain}\0${rootNamespace ?? ''}\0`).update(JSON.stringify(objects)).digest('hex').slice(0, 16);
-  return { version, trust_domain: trustDomain, ...(rootNamespace !== undefined ? { root_namespace: rootNamespace } : {}), objects };
+  return { name: POLICY_SNAPSHOT_NAME, version, trust_domain: trustDomain, ...(rootNamespace !== undefined ? { root_namespace: rootNamespace } : {}), objects };
 }
 
 /** A locator over a recorded table: exact for recorded paths, else the nearest recorded ancestor's value. */
