@@ -173,7 +173,7 @@ export function proxyConfig(listeners: ListenerConfig[]): ProxyConfig {
 }
 
 /** A loopback TCP server; `onConn` gets each socket. allowHalfOpen so tests can observe half-close. */
-export async function tcpServer(host: string, onConn: (s: net.Socket) => void): Promise<{ server: net.Server; port: number; close(): Promise<void> }> {
+export async function tcpServer(host: string, onConn: (s: net.Socket) => void): Promise<{ server: net.Server; port: number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     sockets.add(s);
