@@ -68,6 +68,36 @@ kind: Service
 metadata: {name: ext, namespace: shop}
 spec: {type: ExternalName, externalName: api.example.com, ports: [{name: https, port: 443}]}
 ---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: limits, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match: {context: SIDECAR_INBOUND, listener: {portNumber: 9090}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: rl
+          token_bucket: {max_tokens: 10, tokens_per_fill: 5, fill_interval: 1.5s}
+          filter_enabled: {default_value: {numerator: 100}}
+          filter_enforced: {default_value: {numerator: 100}}
+          response_headers_to_add: [{header: {key: x-limited, value: "yes"}}]
+  - applyTo: HTTP_FILTER
+    match: {context: SIDECAR_OUTBOUND}
+    patch:
+      operation: ADD
+      value:
+        name: audit
+        typed_config:
+          "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+          type_url: trellis.dev/extension
+          value: {module: ./audit.ts, config: {level: 2}}
+---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews, namespace: shop}
@@ -227,7 +257,15 @@ describe('xDS translation', () => {
       name: 'inbound|10.0.0.11|9080', direction: 'inbound', address: { host: '10.0.0.11', port: 9080 }, protocol: 'auto', pod: 'shop/reviews-v1', mtls: 'PERMISSIVE',
       routeConfig: 'inbound|9080|shop/reviews-v1', tcpCluster: 'inbound|9080|shop/reviews-v1', httpFilters: [{ name: 'trellis.policy' }, { name: 'envoy.filters.http.fault' }], limits: DEFAULT_LISTENER_LIMITS,
     });
-    assert.equal(cfg.listeners.find((l) => l.name === 'inbound|10.0.0.11|9090')?.protocol, 'http');
+    // EnvoyFilters shape the chains: a rate limit on inbound 9090 only, an extension on every outbound listener.
+    const grpcIn = cfg.listeners.find((l) => l.name === 'inbound|10.0.0.11|9090');
+    assert.equal(grpcIn?.protocol, 'http');
+    assert.deepEqual(grpcIn?.httpFilters, [
+      { name: 'trellis.policy' },
+      { name: 'envoy.filters.http.local_ratelimit', maxTokens: 10, tokensPerFill: 5, fillIntervalMs: 1500, perRoute: false, responseHeaders: { 'x-limited': 'yes' } },
+      { name: 'envoy.filters.http.fault' },
+    ]);
+    assert.deepEqual(cfg.listeners.find((l) => l.name === 'outbound|127.0.0.1|80')?.httpFilters, [{ name: 'trellis.policy' }, { name: 'envoy.filters.http.fault' }, { name: 'trellis.extension', module: 'audit.ts', config: { level: 2 } }]);
     assert.deepEqual(cfg.routes.get('inbound|9080|shop/reviews-v1')?.virtualHosts[0]?.routes[0]?.action, { type: 'route', clusters: [{ cluster: 'inbound|9080|shop/reviews-v1', weight: 100 }] });
     assert.deepEqual(cfg.clusters.get('inbound|9080|shop/reviews-v1')?.local, true);
     assert.deepEqual(cfg.endpoints.get('inbound|9080|shop/reviews-v1')?.endpoints.map((e) => [e.address, e.port, e.pod]), [['127.0.0.1', 9080, 'shop/reviews-v1']]);

@@ -48,7 +48,14 @@ function httpFilter(v: unknown, at: At, last: boolean): HttpFilterConfig | 'rout
     const tokensPerFill = tb.tokens_per_fill === undefined ? 1 : (wrapped(tb.tokens_per_fill, ta.field('tokens_per_fill')) ?? 1);
     const fillIntervalMs = durationMs(tb.fill_interval, ta.field('fill_interval'));
     if (maxTokens < 1 || fillIntervalMs === undefined || fillIntervalMs <= 0) return ta.error('max_tokens and fill_interval must be positive');
-    return { name: LOCAL_RATE_LIMIT_FILTER, maxTokens, tokensPerFill, fillIntervalMs, perRoute: false };
+    const out: HttpFilterConfig = { name: LOCAL_RATE_LIMIT_FILTER, maxTokens, tokensPerFill, fillIntervalMs, perRoute: false };
+    const headers: Record<string, string> = {};
+    list(isObj(cfg) ? cfg.response_headers_to_add : undefined, at.field('typed_config').field('response_headers_to_add')).forEach((h) => {
+      const hv = isObj(h) && isObj(h.header) ? h.header : undefined;
+      if (hv && typeof hv.key === 'string') headers[hv.key.toLowerCase()] = text(hv.value);
+    });
+    if (Object.keys(headers).length > 0) out.responseHeaders = headers;
+    return out;
   }
   if (typedStruct && typedStruct.type_url === EXTENSION_FILTER_TYPE) {
     let value: Obj;
@@ -185,7 +192,9 @@ export function translateListener(v: Obj, issues: Issues, routes: Map<string, Ro
   const first = http[0]?.hcm;
   if (first) {
     out.routeConfig = first.routeConfig;
-    out.httpFilters = first.filters;
+    // Rate limits whose bucket is per route are named in the listener's metadata (see sidecar-listeners.ts).
+    const perRoute = new Set(Array.isArray(meta.perRouteRateLimits) ? meta.perRouteRateLimits.map((x) => text(x)) : []);
+    out.httpFilters = first.filters.map((f) => (f.name === LOCAL_RATE_LIMIT_FILTER && perRoute.has(f.name) ? { ...f, perRoute: true } : f));
     out.limits = first.limits;
     for (const c of http) {
       if (c.hcm?.routeConfig !== first.routeConfig) at.field('filter_chains').error('HTTP chains route to different route configurations');

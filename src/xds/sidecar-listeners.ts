@@ -1,6 +1,7 @@
 // The Envoy objects of a Trellis proxy's listener set: inbound listeners (mesh peers reach a local pod) with their
 // STATIC clusters to the app, and outbound listeners (a local pod reaches the mesh). Plain objects with the .proto
 // field names; Trellis-only facts ride in TypedStructs and in listener/cluster metadata under `trellis`.
+import type { ChainFilter } from '../routing/envoy-filters.ts';
 import type { AppProtocol, ClusterSpec, EndpointSet, HeaderOps, Route, RouteConfig, TcpRoute } from '../routing/model.ts';
 import { cluster, clusterLoadAssignment, FAULT_FILTER, routeConfiguration, ROUTER_FILTER } from './envoy-resources.ts';
 import { downstreamMtls, type TlsOptions } from './server-resources.ts';
@@ -51,17 +52,49 @@ function socketAddress(host: string, port: number): Obj {
   return { socket_address: { address: host, port_value: port } };
 }
 
-/** The HTTP filters before the router: the policy filter (local pod's policy, this direction), then faults. */
-function httpFilters(direction: 'inbound' | 'outbound'): Obj[] {
-  return [
-    { name: POLICY_FILTER, typed_config: typedStruct(POLICY_FILTER_TYPE, { direction }) },
-    { name: FAULT_FILTER, typed_config: { '@type': T.fault } },
-    { name: ROUTER_FILTER, typed_config: { '@type': T.router } },
-  ];
+/** Trellis' own chain when no EnvoyFilter changes it (routing/envoy-filters.ts httpFiltersFor gives the full one). */
+export const DEFAULT_CHAIN: readonly ChainFilter[] = [{ name: 'trellis.policy' }, { name: 'envoy.filters.http.fault' }];
+
+const ALL = { default_value: { numerator: 100, denominator: 'HUNDRED' }, runtime_key: 'local_rate_limit_enabled' };
+
+/**
+ * One HTTP filter as Envoy's HttpFilter: the policy filter and user extensions as TypedStructs, faults and local rate
+ * limits as Envoy's own configs. A rate limit whose bucket applies to each route separately (`perRoute`) is listed by
+ * name in the listener's metadata (`perRouteRateLimits`), its bucket the same for every route of the listener.
+ */
+function httpFilterObject(f: ChainFilter, direction: string): Obj {
+  switch (f.name) {
+    case 'trellis.policy':
+      return { name: POLICY_FILTER, typed_config: typedStruct(POLICY_FILTER_TYPE, { direction }) };
+    case 'envoy.filters.http.fault':
+      return { name: FAULT_FILTER, typed_config: { '@type': T.fault } };
+    case 'trellis.extension':
+      return { name: EXTENSION_FILTER, typed_config: typedStruct(EXTENSION_FILTER_TYPE, { module: f.module, config: f.config }) };
+    case 'envoy.filters.http.local_ratelimit': {
+      const seconds = Math.floor(f.fillIntervalMs / 1000);
+      return {
+        name: LOCAL_RATE_LIMIT_FILTER,
+        typed_config: {
+          '@type': T.localRateLimit,
+          stat_prefix: 'http_local_rate_limiter',
+          token_bucket: { max_tokens: f.maxTokens, tokens_per_fill: { value: f.tokensPerFill }, fill_interval: { seconds, nanos: Math.round((f.fillIntervalMs - seconds * 1000) * 1e6) } },
+          filter_enabled: ALL,
+          filter_enforced: ALL,
+          response_headers_to_add: Object.entries(f.responseHeaders ?? {}).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
+        },
+      };
+    }
+  }
 }
 
-function hcm(statPrefix: string, route: Obj, direction: 'inbound' | 'outbound'): Obj {
-  return { name: HCM_FILTER, typed_config: { '@type': T.hcm, stat_prefix: statPrefix, codec_type: 'AUTO', ...route, http_filters: httpFilters(direction) } };
+function hcm(statPrefix: string, route: Obj, direction: 'inbound' | 'outbound', chain: readonly ChainFilter[]): Obj {
+  const httpFilters = [...chain.map((f) => httpFilterObject(f, direction)), { name: ROUTER_FILTER, typed_config: { '@type': T.router } }];
+  return { name: HCM_FILTER, typed_config: { '@type': T.hcm, stat_prefix: statPrefix, codec_type: 'AUTO', ...route, http_filters: httpFilters } };
+}
+
+function perRouteLimits(chain: readonly ChainFilter[]): { perRouteRateLimits?: string[] } {
+  const names = chain.filter((f) => f.name === 'envoy.filters.http.local_ratelimit' && f.perRoute).map((f) => f.name);
+  return names.length > 0 ? { perRouteRateLimits: names } : {};
 }
 
 function tcpProxy(statPrefix: string, clusters: readonly { cluster: string; weight: number }[]): Obj {
@@ -92,7 +125,7 @@ export interface InboundPort {
  * certificates only; PERMISSIVE: TLS and plaintext; DISABLE: plaintext only). HTTP ports run HCM with an inline
  * route to the app's cluster; TCP ports tcp_proxy; `auto` ports both, HTTP chosen by ALPN or the HTTP inspector.
  */
-export function inboundListener(podIp: string, podKey: string, p: InboundPort, mtls: InboundMtls, tls?: TlsOptions): Obj {
+export function inboundListener(podIp: string, podKey: string, p: InboundPort, mtls: InboundMtls, tls?: TlsOptions, chain: readonly ChainFilter[] = DEFAULT_CHAIN): Obj {
   const name = inboundListenerName(podIp, p.port);
   const target = inboundClusterName(p.port, podKey);
   const routeConfig = routeConfiguration({
@@ -107,7 +140,7 @@ export function inboundListener(podIp: string, podKey: string, p: InboundPort, m
     if (p.protocol !== 'tcp') {
       const match: Obj = { transport_protocol: t };
       if (p.protocol === 'auto') match.application_protocols = HTTP_ALPN;
-      chains.push({ name: `inbound-${label}-http`, filter_chain_match: match, filters: [hcm(name, { route_config: routeConfig }, 'inbound')], ...socket });
+      chains.push({ name: `inbound-${label}-http`, filter_chain_match: match, filters: [hcm(name, { route_config: routeConfig }, 'inbound', chain)], ...socket });
     }
     if (p.protocol !== 'http') {
       chains.push({ name: `inbound-${label}-tcp`, filter_chain_match: { transport_protocol: t }, filters: [tcpProxy(name, [{ cluster: target, weight: 100 }])], ...socket });
@@ -118,7 +151,7 @@ export function inboundListener(podIp: string, podKey: string, p: InboundPort, m
     address: socketAddress(podIp, p.port),
     listener_filters: listenerFilters(true, p.protocol === 'auto'),
     filter_chains: chains,
-    metadata: trellisMetadata({ direction: 'inbound', pod: podKey, protocol: p.protocol, mtls }),
+    metadata: trellisMetadata({ direction: 'inbound', pod: podKey, protocol: p.protocol, mtls, ...perRouteLimits(chain) }),
   };
 }
 
@@ -170,12 +203,12 @@ function cidrRange(c: string): Obj {
  * `outbound|<OUTBOUND_IP>|<port>` for the local pod `podKey` (its IP binds upstream connections). HTTP: HCM over
  * RDS; TCP: tcp_proxy, one chain per TCP route in order (first match wins), else one to the default cluster.
  */
-export function outboundListener(ip: string, podKey: string, podIp: string, p: OutboundPort): Obj {
+export function outboundListener(ip: string, podKey: string, podIp: string, p: OutboundPort, chain: readonly ChainFilter[] = DEFAULT_CHAIN): Obj {
   const name = outboundListenerName(ip, p.port);
   const chains: Obj[] = [];
   if (p.protocol !== 'tcp' && p.routeConfig !== undefined) {
     const match = p.protocol === 'auto' ? { filter_chain_match: { application_protocols: HTTP_ALPN } } : {};
-    chains.push({ name: 'outbound-http', ...match, filters: [hcm(name, { rds: { route_config_name: p.routeConfig, config_source: ADS } }, 'outbound')] });
+    chains.push({ name: 'outbound-http', ...match, filters: [hcm(name, { rds: { route_config_name: p.routeConfig, config_source: ADS } }, 'outbound', chain)] });
   }
   if (p.protocol !== 'http') {
     for (const r of p.tcpRoutes ?? []) {
@@ -186,7 +219,7 @@ export function outboundListener(ip: string, podKey: string, podIp: string, p: O
     }
     if ((p.tcpRoutes ?? []).length === 0 && p.tcpCluster !== undefined) chains.push({ name: 'outbound-tcp', filters: [tcpProxy(name, [{ cluster: p.tcpCluster, weight: 100 }])] });
   }
-  const meta: Obj = { direction: 'outbound', pod: podKey, sourceAddress: podIp, protocol: p.protocol };
+  const meta: Obj = { direction: 'outbound', pod: podKey, sourceAddress: podIp, protocol: p.protocol, ...perRouteLimits(chain) };
   if (p.tcpCluster !== undefined) meta.tcpCluster = p.tcpCluster;
   if (p.shadowed && p.shadowed.length > 0) meta.shadowed = p.shadowed;
   return { name, address: socketAddress(ip, p.port), listener_filters: listenerFilters((p.tcpRoutes ?? []).some((r) => (r.sniHosts ?? []).length > 0), p.protocol === 'auto'), filter_chains: chains, metadata: trellisMetadata(meta) };

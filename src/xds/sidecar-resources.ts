@@ -23,6 +23,8 @@ import { isIP } from 'node:net';
 import type { Cluster, ModelPod } from '../model/cluster.ts';
 import { buildAuthzModel, mtlsModeFor, workloadAuthz, type AuthzModel } from '../policy/authz-model.ts';
 import type { Resource } from '../resources/kinds.ts';
+import type { EnvoyFilter } from '../resources/kinds-traffic.ts';
+import { httpFiltersFor } from '../routing/envoy-filters.ts';
 import { isHttpLike, serviceProtocol } from '../routing/context.ts';
 import type { AppProtocol, ClusterSpec, EndpointSet, Route, RouteConfig, RoutingModel, ServiceListener, TcpRoute } from '../routing/model.ts';
 import { upstreamMtls, type MeshSecurity } from './server-resources.ts';
@@ -89,6 +91,7 @@ export class SidecarIndex {
   private readonly clusterSpecs: Map<string, ClusterSpec>;
   private readonly endpoints: Map<string, EndpointSet>;
   private readonly authz: AuthzModel;
+  private readonly envoyFilters: EnvoyFilter[] = [];
 
   constructor(model: RoutingModel, private readonly inputs: SidecarInputs, private readonly security?: MeshSecurity) {
     this.authz = security?.authz ?? buildAuthzModel([]);
@@ -120,6 +123,7 @@ export class SidecarIndex {
       const ns = r.metadata.namespace ?? 'default';
       if (r.kind === 'Pod') this.annotations.set(`${ns}/Pod/${r.metadata.name}`, r.metadata.annotations);
       else if (r.kind === 'Deployment' || r.kind === 'ReplicaSet' || r.kind === 'StatefulSet' || r.kind === 'DaemonSet') this.annotations.set(`${ns}/${r.kind}/${r.metadata.name}`, r.template.annotations);
+      else if (r.kind === 'EnvoyFilter') this.envoyFilters.push(r);
       else if (r.kind === 'Service' && r.spec.clusterIP && r.spec.clusterIP !== 'None') this.clusterIps.set(`${ns}/${r.metadata.name}`, r.spec.clusterIP);
     }
   }
@@ -184,7 +188,8 @@ export class SidecarIndex {
     for (const sp of view.pods) {
       const mtls = workloadAuthz(this.authz, { namespace: sp.pod.namespace, labels: sp.pod.labels }).mtls;
       for (const p of this.inboundPorts(sp.pod)) {
-        const l = inboundListener(sp.ip, sp.pod.key, p, mtlsModeFor(mtls, p.port), this.security?.tls);
+        const chain = httpFiltersFor(this.envoyFilters, sp.pod, { direction: 'inbound', port: p.port }, this.authz.rootNamespace);
+        const l = inboundListener(sp.ip, sp.pod.key, p, mtlsModeFor(mtls, p.port), this.security?.tls, chain);
         view.listeners.set(l.name as string, l);
         const c = inboundCluster(sp.pod.key, sp.appIp, p);
         view.clusters.set(c.name as string, c);
@@ -201,7 +206,8 @@ export class SidecarIndex {
           continue;
         }
         const op = this.outboundPort(sp, port, view.routes);
-        const l = outboundListener(sp.outboundIp, sp.pod.key, sp.ip, op);
+        const chain = httpFiltersFor(this.envoyFilters, sp.pod, { direction: 'outbound', port }, this.authz.rootNamespace);
+        const l = outboundListener(sp.outboundIp, sp.pod.key, sp.ip, op, chain);
         view.listeners.set(l.name as string, l);
         bound.set(addr, `listener ${l.name as string}`);
       }
