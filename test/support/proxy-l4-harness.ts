@@ -3,6 +3,9 @@
 // counting, recorded outcomes; it stands in for the real cluster manager, which is built and tested on its own), a
 // flow log, listener/config builders, and loopback servers.
 import { once } from 'node:events';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { mkdtemp } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +17,7 @@ import type { CertificateFiles } from '../../src/ca/certificate-files.ts';
 import { createCsr } from '../../src/ca/csr.ts';
 import { exportPrivateKeyPem, generateP256KeyPair } from '../../src/ca/keys.ts';
 import type { Flow } from '../../src/observe/flow.ts';
-import type { ClusterManager, FlowReporter, RequestOutcome, UpstreamCluster, UpstreamHost } from '../../src/proxy/contracts.ts';
+import type { ClusterManager, ConnectionInfo, FlowReporter, HttpEngine, RequestOutcome, UpstreamCluster, UpstreamHost } from '../../src/proxy/contracts.ts';
 import type { MeshTls } from '../../src/proxy/mesh-tls.ts';
 import { PolicyRuntime } from '../../src/proxy/policy-runtime.ts';
 import { DEFAULT_LISTENER_LIMITS, type ListenerConfig, type ProxyCluster, type ProxyConfig } from '../../src/proxy/proxy-config.ts';
@@ -222,4 +225,66 @@ export function readAll(s: net.Socket, ms = 3000): Promise<{ text: string; error
       resolve({ text: Buffer.concat(chunks).toString() });
     });
   });
+}
+
+/** An HttpEngine of our own over Node's HTTP/1.1 and HTTP/2 servers: it answers `<proto> <transport> <peer> <url>`. */
+export class TestHttpEngine implements HttpEngine {
+  readonly calls: { info: ConnectionInfo; protocol: 'http1' | 'http2' }[] = [];
+  drains: number[] = [];
+  readonly #sessions = new Set<{ close(): void }>();
+  handleConnection(socket: Duplex, info: ConnectionInfo, protocol: 'http1' | 'http2'): void {
+    this.calls.push({ info, protocol });
+    const answer = (url: string | undefined): string => `${protocol} ${info.transport} ${info.peerSpiffeId ?? '-'} ${url ?? ''}`;
+    if (protocol === 'http2') {
+      const srv = http2.createServer((req, res) => res.end(answer(req.url)));
+      srv.on('session', (s) => {
+        this.#sessions.add(s);
+        s.on('close', () => this.#sessions.delete(s));
+      });
+      srv.emit('connection', socket);
+    } else {
+      const srv = http.createServer((req, res) => res.end(answer(req.url)));
+      srv.emit('connection', socket);
+    }
+  }
+  drain(deadlineMs: number): Promise<void> {
+    this.drains.push(deadlineMs);
+    for (const s of this.#sessions) s.close();
+    return Promise.resolve();
+  }
+}
+
+/** The shop namespace on loopback: api, db, web and other, each with its own pod IP and service account. */
+export const SHOP_IPS = { api: '127.0.64.10', db: '127.0.64.11', web: '127.0.64.12', other: '127.0.64.13' } as const;
+
+/** db admits api and other (NetworkPolicy), but a Cilium deny rule refuses other; web may not egress anywhere. */
+export const SHOP_POLICIES = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-ingress, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: api}}}, {podSelector: {matchLabels: {app: other}}}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: no-other, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: db}}
+  ingressDeny:
+  - fromEndpoints: [{matchLabels: {app: other}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-egress, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+`;
+
+export function shopPolicy(): PolicyRuntime {
+  return policyRuntime(`apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+`, ...Object.entries(SHOP_IPS).map(([name, ip]) => pod('shop', name, ip)), SHOP_POLICIES);
 }
