@@ -1,0 +1,133 @@
+// Where the proxy's configuration comes from: one ADS stream to the control plane. It subscribes to listeners,
+// clusters and the policy snapshot by wildcard, follows the route and endpoint names they refer to, translates
+// the whole state after each update, and hands a complete config to the proxy. An update that does not translate,
+// or that the proxy cannot apply, is NACKed and changes nothing: the last good config stays in force.
+import { EventEmitter } from 'node:events';
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { AdsClient, type ResourceSet } from '../xds/ads-client.ts';
+import { decodePolicySnapshot } from '../xds/policy-snapshot.ts';
+import { TYPE } from '../xds/type-urls.ts';
+import type { ProxyConfig } from './proxy-config.ts';
+import type { XdsNodeMessage } from './proxy-node.ts';
+import { translateResources } from './xds-translate.ts';
+
+export interface XdsConfigSourceOptions {
+  target: string;
+  node: XdsNodeMessage;
+  credentials?: grpc.ChannelCredentials;
+  protocol?: 'delta' | 'sotw';
+  backoff?: { baseMs?: number; maxMs?: number };
+  logger: Logger;
+  /** Applies a translated config; errors refuse it (NACK) and the previous config must stay in force. */
+  apply(config: ProxyConfig): Promise<string[]> | string[];
+}
+
+interface ConfigSourceEvents {
+  applied: [ProxyConfig];
+  refused: [{ typeUrl: string; errors: string[] }];
+}
+
+const EMPTY: ResourceSet = new Map();
+
+export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
+  readonly client: AdsClient;
+  private readonly state = new Map<string, ResourceSet>();
+  private current: ProxyConfig | undefined;
+  /** Updates are applied one at a time, in arrival order (apply may bind sockets). */
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly opts: XdsConfigSourceOptions;
+
+  constructor(opts: XdsConfigSourceOptions) {
+    super();
+    this.opts = opts;
+    this.client = new AdsClient({
+      target: opts.target,
+      node: opts.node,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      protocol: opts.protocol ?? 'delta',
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      logger: opts.logger,
+    });
+    this.client.onUpdate((typeUrl, resources) => this.onUpdate(typeUrl, resources));
+  }
+
+  get config(): ProxyConfig | undefined {
+    return this.current;
+  }
+
+  start(): void {
+    this.client.watch(TYPE.cluster, '*');
+    this.client.watch(TYPE.policy, '*');
+    this.client.watch(TYPE.listener, '*');
+    this.client.start();
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  /** Resolves when every update received so far has been applied or refused. */
+  settled(): Promise<void> {
+    return this.chain.then(() => undefined);
+  }
+
+  /**
+   * Translation is synchronous, so the ACK/NACK reflects whether the config is valid. Applying (binding listeners,
+   * loading extension modules) is asynchronous: a failure there is logged and reported, and the previous config
+   * stays, but the ACK has gone out; the next update retries.
+   */
+  private onUpdate(typeUrl: string, resources: ResourceSet): string[] {
+    const candidate = new Map(this.state);
+    candidate.set(typeUrl, resources);
+    const result = this.translate(candidate);
+    if (!result.ok) {
+      this.opts.logger.warn({ type: typeUrl, errors: result.errors.slice(0, 20), count: result.errors.length }, 'xDS update refused (NACK); the last good configuration stays in force');
+      this.emit('refused', { typeUrl, errors: result.errors });
+      return result.errors;
+    }
+    this.state.set(typeUrl, resources);
+    this.follow(result.config);
+    const config = result.config;
+    this.chain = this.chain.then(async () => {
+      const errors = await this.opts.apply(config);
+      if (errors.length > 0) {
+        this.opts.logger.error({ errors }, 'configuration could not be applied; the previous one stays in force');
+        this.emit('refused', { typeUrl, errors });
+        return;
+      }
+      this.current = config;
+      this.emit('applied', config);
+    });
+    return [];
+  }
+
+  private translate(state: ReadonlyMap<string, ResourceSet>): ReturnType<typeof translateResources> {
+    const values = (t: string): object[] => [...(state.get(t) ?? EMPTY).values()].map((e) => e.resource);
+    const policyEntry = [...(state.get(TYPE.policy) ?? EMPTY).values()][0];
+    let policy;
+    if (policyEntry) {
+      try {
+        policy = decodePolicySnapshot(policyEntry.resource);
+      } catch (e) {
+        return { ok: false, errors: [`PolicySnapshot: ${(e as Error).message}`] };
+      }
+    }
+    return translateResources({ listeners: values(TYPE.listener), routes: values(TYPE.route), clusters: values(TYPE.cluster), endpoints: values(TYPE.endpoint), ...(policy ? { policy } : {}) });
+  }
+
+  /** Subscribes to the route configurations and endpoint sets the current listeners and clusters name. */
+  private follow(config: ProxyConfig): void {
+    const routes = new Set<string>();
+    for (const l of config.listeners) if (l.routeConfig !== undefined && !isInline(config, l.routeConfig, this.state)) routes.add(l.routeConfig);
+    const eds = new Set<string>();
+    for (const c of config.clusters.values()) if (c.discovery === 'EDS' && !c.local) eds.add(c.name);
+    this.client.watch(TYPE.route, [...routes].sort());
+    this.client.watch(TYPE.endpoint, [...eds].sort());
+  }
+}
+
+/** A route configuration that came inline in a listener (not from RDS) needs no subscription. */
+function isInline(config: ProxyConfig, name: string, state: ReadonlyMap<string, ResourceSet>): boolean {
+  return config.routes.has(name) && !(state.get(TYPE.route) ?? EMPTY).has(name);
+}
