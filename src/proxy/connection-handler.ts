@@ -61,6 +61,12 @@ export interface HandlerDeps {
 }
 
 type Kind = 'http1' | 'http2' | 'tcp';
+/** When and between which addresses a connection was accepted. */
+interface Accepted {
+  at: bigint;
+  remote: { ip: string; port: number };
+  local: { ip: string; port: number };
+}
 const UNCONFIGURED = new UnconfiguredPolicy();
 const KEEPALIVE_MS = 60_000;
 function noop(): void {}
@@ -89,7 +95,12 @@ export class ConnectionHandler {
 
   /** Runs the accept path of `raw`; never throws (a failure resets the connection). */
   handle(raw: net.Socket, l: ListenerConfig, c: ListenerCounters): void {
-    const at = process.hrtime.bigint();
+    // Read once: a socket that is reset or destroyed no longer knows its addresses.
+    const at: Accepted = {
+      at: process.hrtime.bigint(),
+      remote: { ip: plainIp(raw.remoteAddress), port: raw.remotePort ?? 0 },
+      local: { ip: plainIp(raw.localAddress), port: raw.localPort ?? l.address.port },
+    };
     raw.on('error', noop);
     raw.setNoDelay(true);
     raw.setKeepAlive(true, KEEPALIVE_MS);
@@ -100,7 +111,7 @@ export class ConnectionHandler {
     });
   }
 
-  async #inbound(raw: net.Socket, l: ListenerConfig, c: ListenerCounters, at: bigint): Promise<void> {
+  async #inbound(raw: net.Socket, l: ListenerConfig, c: ListenerCounters, at: Accepted): Promise<void> {
     const mode: InboundMtls = l.direction === 'gateway' ? 'DISABLE' : (l.mtls ?? 'STRICT');
     const { firstByteMs, detectTimeoutMs } = this.#d;
     let first: Detection['protocol'] = 'tcp';
@@ -129,14 +140,14 @@ export class ConnectionHandler {
     } else if (mode === 'STRICT') {
       return this.#refuse(raw, l, c, at, pol, 'plaintext-refused', first === 'silent' ? 'STRICT mTLS: the peer sent no TLS ClientHello' : 'STRICT mTLS: plaintext refused', 'plaintext');
     }
-    const source = pol.endpointForIp(plainIp(raw.remoteAddress));
-    const destination = l.pod !== undefined ? pol.endpointForPod(l.pod) : pol.endpointForIp(plainIp(raw.localAddress));
-    const port = raw.localPort ?? l.address.port;
+    const source = pol.endpointForIp(at.remote.ip);
+    const destination = l.pod !== undefined ? pol.endpointForPod(l.pod) : pol.endpointForIp(at.local.ip);
+    const port = at.local.port;
     const admission =
       destination === undefined
         ? this.#unknownPod(l, 'ingress')
         : pol.decideConnection({ source, destination, port, protocol: 'TCP', direction: 'ingress', peerSpiffeId: peer, transport });
-    const info = this.#info(raw, l, at, transport, source, destination ?? pol.endpointForIp(plainIp(raw.localAddress)), admission);
+    const info = this.#info(l, at, transport, source, destination ?? pol.endpointForIp(at.local.ip), admission);
     if (peer !== undefined) info.peerSpiffeId = peer;
     if (sni !== undefined) info.sni = sni;
     if (!admission.allowed) return this.#deny(raw, info, c, admission);
@@ -153,18 +164,18 @@ export class ConnectionHandler {
     this.#dispatch(stream, raw, info, kind, c);
   }
 
-  async #outbound(raw: net.Socket, l: ListenerConfig, c: ListenerCounters, at: bigint): Promise<void> {
+  async #outbound(raw: net.Socket, l: ListenerConfig, c: ListenerCounters, at: Accepted): Promise<void> {
     const configured = this.#d.policy();
     const pol = configured ?? UNCONFIGURED;
-    const source = l.pod !== undefined ? pol.endpointForPod(l.pod) : pol.endpointForIp(plainIp(raw.remoteAddress));
-    const destination = pol.endpointForIp(plainIp(raw.localAddress));
+    const source = l.pod !== undefined ? pol.endpointForPod(l.pod) : pol.endpointForIp(at.remote.ip);
+    const destination = pol.endpointForIp(at.local.ip);
     const admission: PolicyVerdict =
       configured === undefined
         ? unconfiguredVerdict('egress')
         : source === undefined
           ? this.#unknownPod(l, 'egress')
           : { allowed: true, audit: false, direction: 'egress', message: 'egress is decided per request or per upstream host' };
-    const info = this.#info(raw, l, at, 'plaintext', source ?? pol.endpointForIp(plainIp(raw.remoteAddress)), destination, admission);
+    const info = this.#info(l, at, 'plaintext', source ?? pol.endpointForIp(at.remote.ip), destination, admission);
     if (!admission.allowed) return this.#deny(raw, info, c, admission);
     const sni = usesSni(l);
     let kind: Kind | undefined = 'tcp';
@@ -253,17 +264,17 @@ export class ConnectionHandler {
     this.#d.hooks?.tcpClosed?.(info, r);
   }
 
-  #info(raw: net.Socket, l: ListenerConfig, at: bigint, transport: 'mtls' | 'plaintext', source: Endpoint, destination: Endpoint, admission: PolicyVerdict): ConnectionInfo {
+  #info(l: ListenerConfig, at: Accepted, transport: 'mtls' | 'plaintext', source: Endpoint, destination: Endpoint, admission: PolicyVerdict): ConnectionInfo {
     return {
       id: ++this.#ids,
       listener: l,
-      remote: { ip: plainIp(raw.remoteAddress), port: raw.remotePort ?? 0 },
-      local: { ip: plainIp(raw.localAddress), port: raw.localPort ?? 0 },
+      remote: at.remote,
+      local: at.local,
       transport,
       source,
       destination,
       admission,
-      acceptedAt: at,
+      acceptedAt: at.at,
     };
   }
 
@@ -279,12 +290,12 @@ export class ConnectionHandler {
   }
 
   /** Refused before a policy decision (PeerAuthentication STRICT, failed handshake): reset, DROPPED AUTH_REQUIRED. */
-  #refuse(raw: net.Socket, l: ListenerConfig, c: ListenerCounters, at: bigint, pol: PolicyEnforcer, reason: RejectReason, message: string, transport: 'mtls' | 'plaintext'): void {
+  #refuse(raw: net.Socket, l: ListenerConfig, c: ListenerCounters, at: Accepted, pol: PolicyEnforcer, reason: RejectReason, message: string, transport: 'mtls' | 'plaintext'): void {
     c.rejected++;
     resetSocket(raw);
     const v: PolicyVerdict = { allowed: false, audit: true, policyName: 'PeerAuthentication STRICT', direction: 'ingress', message };
-    const dest = (l.pod !== undefined ? pol.endpointForPod(l.pod) : undefined) ?? pol.endpointForIp(plainIp(raw.localAddress));
-    const info = this.#info(raw, l, at, transport, pol.endpointForIp(plainIp(raw.remoteAddress)), dest, v);
+    const dest = (l.pod !== undefined ? pol.endpointForPod(l.pod) : undefined) ?? pol.endpointForIp(at.local.ip);
+    const info = this.#info(l, at, transport, pol.endpointForIp(at.remote.ip), dest, v);
     this.#flow(info, 'DROPPED', message, v, { dropReason: 'AUTH_REQUIRED' });
     this.#d.hooks?.connectionRejected?.(l, reason);
   }
