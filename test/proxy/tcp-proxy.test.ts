@@ -10,6 +10,8 @@ import { runInNewContext } from 'node:vm';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MeshTls } from '../../src/proxy/mesh-tls.ts';
+import type { ProxyCluster, ProxyConfig } from '../../src/proxy/proxy-config.ts';
+import { UpstreamClusterManager } from '../../src/proxy/upstream/cluster-manager.ts';
 import { proxyTcp, resetSocket, type TcpProxyOptions, type TcpProxyResult } from '../../src/proxy/tcp-proxy.ts';
 import { freePort, readAll, tcpServer, testCa, TestClusters, type TestCluster } from '../support/proxy-l4-harness.ts';
 
@@ -298,6 +300,44 @@ describe('TCP proxy', () => {
       const [res] = await front2.settled(1);
       assert.equal(res!.outcome, 'connect-failed');
       assert.match(res!.error ?? '', /expected spiffe:\/\/cluster.local\/ns\/shop\/sa\/web/);
+    });
+
+    it('works with the real cluster manager: a dead endpoint is retried past, counted, and the mesh host is reached', async () => {
+      const server = await tcpServer(H, (s) => {
+        serverTls.terminate(s).then(
+          (t) => {
+            t.on('data', (c: Buffer) => t.write(c));
+            t.on('end', () => t.end());
+          },
+          () => {},
+        );
+      });
+      closers.push(server.close);
+      const dead = await freePort(H);
+      const name = 'outbound|5432||db.shop.svc.cluster.local';
+      const spec: ProxyCluster = { name, host: 'db.shop.svc.cluster.local', port: 5432, discovery: 'EDS', lbPolicy: 'ROUND_ROBIN', http2: false, protocol: 'tcp', mtls: { subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/db'] } };
+      const ep = (port: number) => ({ address: H, port, healthy: true, weight: 1, locality: { region: '', zone: '', subZone: '' }, labels: {} });
+      const config: ProxyConfig = { listeners: [], routes: new Map(), clusters: new Map([[name, spec]]), endpoints: new Map([[name, { cluster: name, endpoints: [ep(dead), ep(server.port)] }]]) };
+      const manager = new UpstreamClusterManager(clientTls.clientOptions);
+      closers.push(() => manager.close());
+      manager.update(config);
+      const cluster = manager.get(name)!;
+      const results: TcpProxyResult[] = [];
+      const front = await tcpServer(H, (s) => {
+        void proxyTcp({ downstream: s, resetDownstream: () => resetSocket(s), cluster, clusters: manager, idleTimeoutMs: 60_000 }).then((r) => results.push(r));
+      });
+      closers.push(front.close);
+      for (let i = 0; i < 4; i++) {
+        const c = net.connect({ host: H, port: front.port, allowHalfOpen: true });
+        c.end(`m${i}`);
+        assert.equal((await readAll(c)).text, `m${i}`);
+      }
+      for (let i = 0; i < 100 && results.length < 4; i++) await sleep(10);
+      assert.ok(results.every((r) => r.outcome === 'closed' && r.host?.port === server.port));
+      const stats = manager.stats()[0]!;
+      const deadHost = stats.hosts.find((h) => h.port === dead)!;
+      assert.ok(deadHost.rq_error >= 1, 'connect failures were reported to the cluster');
+      assert.equal(stats.hosts.find((h) => h.port === server.port)!.cx_active, 0, 'connections were released');
     });
   });
 });
