@@ -129,6 +129,7 @@ export class ConnectionHandler {
     if (first === 'tls' && mode !== 'DISABLE') {
       try {
         const t = await this.#d.tls.terminate(raw);
+        t.on('error', noop); // a reset before the HTTP engine or TCP proxy takes over must not throw
         stream = t;
         transport = 'mtls';
         peer = peerSpiffeId(t);
