@@ -7,6 +7,7 @@ import { onceStdin, processIo, type Io } from './io.ts';
 import { loadCluster, loadResources } from './load-cluster.ts';
 import { runCheck, type CheckOptions } from './policy-check.ts';
 import { registerAuthzCommands } from './authz-check.ts';
+import { runProxy, type ProxyCliOptions } from './proxy-command.ts';
 import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
 import { grpcBootstrap } from '../xds/bootstrap.ts';
 import { runControlPlane, runProxyConfig, runProxyStatus, type ControlPlaneCliOptions } from './control-plane-commands.ts';
@@ -108,6 +109,30 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('--xds-tls', 'require mTLS with Trellis workload certificates on the xDS port; a node gets only its own configuration')
     .action(async (o: ControlPlaneCliOptions) => {
       code = await runControlPlane(o, io, signalled());
+    });
+
+  program
+    .command('proxy')
+    .description('run the Trellis proxy for one pod (sidecar) or one node; all configuration comes over xDS')
+    .requiredOption('--xds <host:port>', 'the control plane ADS address')
+    .requiredOption('--node <id>', 'NAMESPACE/POD (with --ip), or Istio\'s sidecar~IP~POD.NS~NS.svc.cluster.local, or node~IP~NODE~trellis')
+    .option('--ip <addr>', 'the pod\'s IP, for the short --node form')
+    .option('--mode <m>', 'sidecar, node or gateway (default: from --node)')
+    .option('--token <t>', 'bootstrap token for the Trellis CA (the certificate is then kept in --state-dir and renewed)')
+    .option('--ca <host:port>', 'the Trellis CA address', '127.0.0.1:15012')
+    .option('--ca-bundle <file>', 'PEM roots the CA server must chain to (default <state-dir>/root-cert.pem)')
+    .option('--cert-dir <dir>', 'use certificates kept fresh by someone else: cert-chain.pem, key.pem, root-cert.pem')
+    .option('--state-dir <dir>', 'where the proxy keeps its certificate', '.trellis/proxy')
+    .option('--trust-domain <td>', 'SPIFFE trust domain', 'cluster.local')
+    .option('--app-ip <addr>', 'where the local app listens (default 127.0.0.1)')
+    .option('--outbound-ip <addr>', 'where outbound listeners bind (default 127.0.0.1)')
+    .option('--admin-host <addr>', 'loopback address of the admin server', '127.0.0.1')
+    .option('--admin-port <n>', 'admin port (/ready /stats /config_dump /flows /drain); 0 picks one', '15000')
+    .option('--xds-protocol <p>', 'delta or sotw', 'delta')
+    .option('--audit-log <file>', 'write denied and AUDIT calls there as JSON lines')
+    .option('--drain-seconds <n>', 'how long requests in flight may finish on shutdown', '5')
+    .action(async (o: ProxyCliOptions) => {
+      code = await runProxy(o, io, signalled());
     });
 
   program

@@ -88,7 +88,7 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
     }
     this.state.set(typeUrl, resources);
     this.follow(result.config);
-    const config = result.config;
+    const config = warmed(result.config, this.current);
     this.chain = this.chain.then(async () => {
       const errors = await this.opts.apply(config);
       if (errors.length > 0) {
@@ -125,6 +125,25 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
     this.client.watch(TYPE.route, [...routes].sort());
     this.client.watch(TYPE.endpoint, [...eds].sort());
   }
+}
+
+/**
+ * Envoy's listener warming: a listener whose route configuration has not arrived yet keeps its previous version
+ * (with that version's routes) until it has, and a new one waits, so a config never routes to nothing.
+ */
+function warmed(next: ProxyConfig, prev: ProxyConfig | undefined): ProxyConfig {
+  const cold = next.listeners.filter((l) => l.routeConfig !== undefined && !next.routes.has(l.routeConfig));
+  if (cold.length === 0) return next;
+  const routes = new Map(next.routes);
+  const listeners = next.listeners.filter((l) => !cold.includes(l));
+  for (const l of cold) {
+    const old = prev?.listeners.find((o) => o.name === l.name);
+    const oldRoutes = old?.routeConfig !== undefined ? prev?.routes.get(old.routeConfig) : undefined;
+    if (!old || !oldRoutes || old.routeConfig === undefined) continue;
+    listeners.push(old);
+    if (!routes.has(old.routeConfig)) routes.set(old.routeConfig, oldRoutes);
+  }
+  return { ...next, listeners, routes };
 }
 
 /** A route configuration that came inline in a listener (not from RDS) needs no subscription. */
