@@ -77,19 +77,22 @@ export class ProxyTelemetry implements FlowReporter, ListenerHooks {
     });
   }
 
-  /** One interned scope per (direction, source, destination, service, transport) seen in flows. */
+  /** One interned scope per (direction, client, server, service, transport) seen in flows. */
   private scopeOf(flow: Flow): MetricScope {
     const inbound = flow.traffic_direction === 'INGRESS';
     const transport = flow.trellis?.transport;
-    const svc = flow.destination_service;
-    const key = `${inbound ? 'd' : 's'}|${flow.source.namespace}/${flow.source.pod_name}|${flow.destination.namespace}/${flow.destination.pod_name}|${svc ? `${svc.namespace}/${svc.name}` : ''}|${transport ?? ''}`;
+    // A reply flow runs from the server back to the client (Hubble's is_reply); Istio's source is the client.
+    const client = flow.is_reply ? flow.destination : flow.source;
+    const server = flow.is_reply ? flow.source : flow.destination;
+    const svc = flow.destination_service ?? flow.source_service;
+    const key = `${inbound ? 'd' : 's'}|${client.namespace}/${client.pod_name}|${server.namespace}/${server.pod_name}|${svc ? `${svc.namespace}/${svc.name}` : ''}|${transport ?? ''}`;
     let scope = this.scopes.get(key);
     if (scope) return scope;
     const service = svc ? { host: `${svc.name}.${svc.namespace}.svc.cluster.local`, name: svc.name, namespace: svc.namespace } : undefined;
     scope = this.metrics.scope({
       reporter: inbound ? 'destination' : 'source',
-      source: this.workloadOf(flow.source),
-      destination: this.workloadOf(flow.destination),
+      source: this.workloadOf(client),
+      destination: this.workloadOf(server),
       ...(service ? { service } : {}),
       security: inbound ? (transport === 'mtls' ? 'mutual_tls' : 'none') : 'unknown',
     });

@@ -134,7 +134,7 @@ export class Proxy {
 
   /** True once a config with listeners is applied and every listener is bound (the admin `/ready`). */
   get ready(): boolean {
-    return this.listeners.ready && this.source.config !== undefined && this.policy.runtime !== undefined;
+    return this.listeners.ready && this.source.complete && this.policy.runtime !== undefined;
   }
 
   get config(): ProxyConfig | undefined {

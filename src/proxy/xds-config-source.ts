@@ -34,6 +34,7 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
   readonly client: AdsClient;
   private readonly state = new Map<string, ResourceSet>();
   private current: ProxyConfig | undefined;
+  private completeApplied = false;
   /** Updates are applied one at a time, in arrival order (apply may bind sockets). */
   private chain: Promise<unknown> = Promise.resolve();
   private readonly opts: XdsConfigSourceOptions;
@@ -54,6 +55,11 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
 
   get config(): ProxyConfig | undefined {
     return this.current;
+  }
+
+  /** Whether listeners and the policy snapshot have each been received at least once (the proxy is then complete). */
+  get complete(): boolean {
+    return this.completeApplied;
   }
 
   start(): void {
@@ -88,7 +94,9 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
     }
     this.state.set(typeUrl, resources);
     this.follow(result.config);
-    const config = warmed(result.config, this.current);
+    const { config, cold } = warmed(result.config, this.current);
+    // Complete: listeners and policy received, and no listener still waits for its routes.
+    const complete = candidate.has(TYPE.listener) && candidate.has(TYPE.policy) && cold === 0;
     this.chain = this.chain.then(async () => {
       const errors = await this.opts.apply(config);
       if (errors.length > 0) {
@@ -97,6 +105,7 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
         return;
       }
       this.current = config;
+      if (complete) this.completeApplied = true;
       this.emit('applied', config);
     });
     return [];
@@ -131,9 +140,9 @@ export class XdsConfigSource extends EventEmitter<ConfigSourceEvents> {
  * Envoy's listener warming: a listener whose route configuration has not arrived yet keeps its previous version
  * (with that version's routes) until it has, and a new one waits, so a config never routes to nothing.
  */
-function warmed(next: ProxyConfig, prev: ProxyConfig | undefined): ProxyConfig {
+function warmed(next: ProxyConfig, prev: ProxyConfig | undefined): { config: ProxyConfig; cold: number } {
   const cold = next.listeners.filter((l) => l.routeConfig !== undefined && !next.routes.has(l.routeConfig));
-  if (cold.length === 0) return next;
+  if (cold.length === 0) return { config: next, cold: 0 };
   const routes = new Map(next.routes);
   const listeners = next.listeners.filter((l) => !cold.includes(l));
   for (const l of cold) {
@@ -143,7 +152,7 @@ function warmed(next: ProxyConfig, prev: ProxyConfig | undefined): ProxyConfig {
     listeners.push(old);
     if (!routes.has(old.routeConfig)) routes.set(old.routeConfig, oldRoutes);
   }
-  return { ...next, listeners, routes };
+  return { config: { ...next, listeners, routes }, cold: cold.length };
 }
 
 /** A route configuration that came inline in a listener (not from RDS) needs no subscription. */
