@@ -1,4 +1,5 @@
 // Typed objects for the Kubernetes and Cilium kinds Trellis reads, as validation hands them to the layers above.
+import type { ConfigResource, Container, RestartPolicy } from './kinds-container.ts';
 import type { SecurityResource } from './kinds-security.ts';
 import type { TrafficResource } from './kinds-traffic.ts';
 import type { Locator } from './source.ts';
@@ -52,7 +53,13 @@ export interface PodSpec {
   nodeName?: string;
   serviceAccountName: string;
   hostNetwork: boolean;
-  containers: { name: string; ports: ContainerPort[] }[];
+  containers: Container[];
+  /** The fields below are present only when the manifest sets them (defaults: Always, 30, true). */
+  restartPolicy?: RestartPolicy;
+  terminationGracePeriodSeconds?: number;
+  enableServiceLinks?: boolean;
+  hostname?: string;
+  subdomain?: string;
 }
 
 export type Namespace = Base<'Namespace'>;
@@ -71,6 +78,8 @@ export type WorkloadKind = 'Deployment' | 'ReplicaSet' | 'StatefulSet' | 'Daemon
 
 export interface Workload extends Base<WorkloadKind> {
   replicas: number;
+  /** StatefulSet: the headless Service that gives its pods DNS names (`<pod>.<serviceName>.<ns>.svc...`). */
+  serviceName?: string;
   selector: LabelSelector;
   template: { labels: Record<string, string>; annotations: Record<string, string>; spec: PodSpec };
 }
@@ -94,6 +103,8 @@ export interface Service extends Base<'Service'> {
     clusterIP?: string;
     ports: ServicePort[];
     externalName?: string;
+    /** Headless Services: DNS lists pods that are not ready too. */
+    publishNotReadyAddresses?: boolean;
   };
 }
 
@@ -221,7 +232,8 @@ export type Resource =
   | NetworkPolicy
   | CiliumNetworkPolicy
   | SecurityResource
-  | TrafficResource;
+  | TrafficResource
+  | ConfigResource;
 
 export type ResourceKind = Resource['kind'];
 

@@ -109,7 +109,7 @@ kind: Widget
 metadata: {name: w, namespace: x}
 ---
 apiVersion: v1
-kind: ConfigMap
+kind: ServiceAccount
 metadata: {name: c}
 `);
     assert.deepEqual(r.lines, ['in.yaml:2:1: warning: Widget x/w: kind: unknown kind example.com/v1/Widget: skipped']);

@@ -4,6 +4,7 @@ import type { Diagnostic } from './diagnostics.ts';
 import { resourceName, type Origin, type Resource, type WorkloadKind } from './kinds.ts';
 import { parseSource, subLocator, type RawObject, type SourceText } from './source.ts';
 import { readCiliumPolicy } from './validate-cilium.ts';
+import { readConfigMap, readSecret } from './validate-config.ts';
 import { readNamespace, readNode, readPod, readService, readWorkload } from './validate-core.ts';
 import { readNetworkPolicy } from './validate-network-policy.ts';
 import { readAuthorizationPolicy } from './validate-authorization-policy.ts';
@@ -30,6 +31,8 @@ const KINDS: Record<string, readonly string[]> = {
   Node: ['v1'],
   Pod: ['v1'],
   Service: ['v1'],
+  ConfigMap: ['v1'],
+  Secret: ['v1'],
   Deployment: ['apps/v1'],
   ReplicaSet: ['apps/v1'],
   StatefulSet: ['apps/v1'],
@@ -53,12 +56,12 @@ const KINDS: Record<string, readonly string[]> = {
   ReferenceGrant: ['gateway.networking.k8s.io/v1beta1', 'gateway.networking.k8s.io/v1'],
 };
 
-const NAMESPACED = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'NetworkPolicy', 'CiliumNetworkPolicy']);
+const NAMESPACED = new Set(['Pod', 'Service', 'ConfigMap', 'Secret', 'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'NetworkPolicy', 'CiliumNetworkPolicy']);
 for (const k of ['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']) NAMESPACED.add(k);
 for (const k of ['VirtualService', 'DestinationRule', 'ServiceEntry', 'Gateway', 'Ingress', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'EnvoyFilter']) NAMESPACED.add(k);
 
 /** Kinds that commonly appear next to these and are skipped silently (they carry no connectivity). */
-const QUIET_KINDS = new Set(['ConfigMap', 'Secret', 'ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
+const QUIET_KINDS = new Set(['ServiceAccount', 'Endpoints', 'EndpointSlice', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Event']);
 
 export function loadManifests(sources: readonly SourceText[]): LoadResult {
   const diagnostics: Diagnostic[] = [];
@@ -154,6 +157,12 @@ function readObject(raw: RawObject, diagnostics: Diagnostic[]): Resource | undef
       break;
     case 'Service':
       r = readService(c, o, origin);
+      break;
+    case 'ConfigMap':
+      r = readConfigMap(c, o, origin);
+      break;
+    case 'Secret':
+      r = readSecret(c, o, origin);
       break;
     case 'NetworkPolicy':
       r = readNetworkPolicy(c, o, origin);

@@ -4,7 +4,9 @@ import type { Checker, Json } from './checker.ts';
 import { formatPath } from './diagnostics.ts';
 import type { ContainerPort, Namespace, Node, Origin, Pod, PodSpec, Service, ServicePort, ServiceType, Workload, WorkloadKind } from './kinds.ts';
 import { isCidrError, parseCidr, parseIp } from './net.ts';
-import { labelMap, labelSelector, objectMeta, portNameProblem, protocol } from './validate-common.ts';
+import type { RestartPolicy } from './kinds-container.ts';
+import { dnsLabelProblem, labelMap, labelSelector, objectMeta, portNameProblem, protocol } from './validate-common.ts';
+import { readContainerRun } from './validate-container.ts';
 
 export function readNamespace(c: Checker, obj: Json, origin: Origin): Namespace | undefined {
   const metadata = objectMeta(c, obj, false, 'Namespace');
@@ -40,7 +42,31 @@ export function readNode(c: Checker, obj: Json, origin: Origin): Node | undefine
   return { kind: 'Node', apiVersion: String(obj.apiVersion), metadata, origin, addresses, podCIDRs };
 }
 
-function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
+const RESTART_POLICIES: readonly RestartPolicy[] = ['Always', 'OnFailure', 'Never'];
+
+/** restartPolicy, terminationGracePeriodSeconds, enableServiceLinks, hostname, subdomain: set only when given. */
+function podRunFields(c: Checker, spec: Json, path: (string | number)[], out: PodSpec, workload: boolean): void {
+  const rp = c.string(spec.restartPolicy, [...path, 'restartPolicy']);
+  if (rp !== undefined && rp !== '') {
+    // Workload controllers only run pods that restart always.
+    const allowed = workload ? (['Always'] as const) : RESTART_POLICIES;
+    if ((allowed as readonly string[]).includes(rp)) out.restartPolicy = rp as RestartPolicy;
+    else c.error([...path, 'restartPolicy'], `unsupported value "${rp}": supported values: ${allowed.map((x) => `"${x}"`).join(', ')}`, 'unsupported-value');
+  }
+  const grace = c.integer(spec.terminationGracePeriodSeconds, [...path, 'terminationGracePeriodSeconds'], 0, Number.MAX_SAFE_INTEGER);
+  if (grace !== undefined) out.terminationGracePeriodSeconds = grace;
+  const links = c.boolean(spec.enableServiceLinks, [...path, 'enableServiceLinks']);
+  if (links !== undefined) out.enableServiceLinks = links;
+  for (const f of ['hostname', 'subdomain'] as const) {
+    const v = c.string(spec[f], [...path, f]);
+    if (v === undefined || v === '') continue;
+    const p = dnsLabelProblem(v);
+    if (p) c.error([...path, f], p);
+    else out[f] = v;
+  }
+}
+
+function podSpec(c: Checker, v: unknown, path: (string | number)[], workload = false): PodSpec {
   const spec = c.object(v, path) ?? {};
   const sa = c.string(spec.serviceAccountName, [...path, 'serviceAccountName']) ?? c.string(spec.serviceAccount, [...path, 'serviceAccount']) ?? 'default';
   const out: PodSpec = {
@@ -50,6 +76,8 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
   };
   const nodeName = c.string(spec.nodeName, [...path, 'nodeName']);
   if (nodeName) out.nodeName = nodeName;
+  podRunFields(c, spec, path, out, workload);
+  const containerNames = new Set<string>();
   // A port name repeated inside one container is an API error; across containers the API only warns
   // (services and probes that refer to the name use the first one).
   const seen = new Map<string, string>();
@@ -60,6 +88,12 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
       const co = c.object(ct, cp);
       if (!co) return;
       const name = c.string(co.name, [...cp, 'name']) ?? `container-${i}`;
+      if (typeof co.name === 'string') {
+        const p = co.name === '' ? 'is required' : dnsLabelProblem(co.name);
+        if (p) c.error([...cp, 'name'], p, co.name === '' ? 'required' : 'invalid-name');
+        else if (containerNames.has(name)) c.error([...cp, 'name'], `duplicate container name "${name}"`, 'duplicate');
+        containerNames.add(name);
+      }
       const ports: ContainerPort[] = [];
       const own = new Set<string>();
       (c.array(co.ports, [...cp, 'ports']) ?? []).forEach((p, j) => {
@@ -81,7 +115,7 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[]): PodSpec {
         }
         if (containerPort !== undefined) ports.push(port);
       });
-      out.containers.push({ name, ports });
+      out.containers.push({ name, ports, ...readContainerRun(c, co, cp, ports) });
     });
   }
   return out;
@@ -126,12 +160,21 @@ export function readWorkload(c: Checker, obj: Json, origin: Origin, kind: Worklo
   const tmeta = c.object(tmpl.metadata, ['spec', 'template', 'metadata']) ?? {};
   const labels = labelMap(c, tmeta.labels, ['spec', 'template', 'metadata', 'labels']);
   const annotations = c.stringMap(tmeta.annotations, ['spec', 'template', 'metadata', 'annotations']);
-  const podSpecValue = podSpec(c, tmpl.spec, ['spec', 'template', 'spec']);
+  const podSpecValue = podSpec(c, tmpl.spec, ['spec', 'template', 'spec'], true);
   // The API server rejects a workload whose selector does not match its own template.
   for (const [k, v] of Object.entries(selector.matchLabels)) {
     if (labels[k] !== v) c.error(['spec', 'selector', 'matchLabels', k], `selector does not match template labels (template has ${k}=${labels[k] ?? '<unset>'})`, 'selector-mismatch');
   }
-  return { kind, apiVersion: String(obj.apiVersion), metadata, origin, replicas, selector, template: { labels, annotations, spec: podSpecValue } };
+  const out: Workload = { kind, apiVersion: String(obj.apiVersion), metadata, origin, replicas, selector, template: { labels, annotations, spec: podSpecValue } };
+  if (kind === 'StatefulSet') {
+    const sn = c.string(spec.serviceName, ['spec', 'serviceName']);
+    if (sn !== undefined && sn !== '') {
+      const p = dnsLabelProblem(sn);
+      if (p) c.error(['spec', 'serviceName'], p);
+      else out.serviceName = sn;
+    }
+  }
+  return out;
 }
 
 const SERVICE_TYPES: readonly ServiceType[] = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
@@ -151,6 +194,8 @@ export function readService(c: Checker, obj: Json, origin: Origin): Service | un
     c.error(['spec', 'clusterIP'], `must be an IP address, "None" (headless) or empty`, 'invalid-ip');
   }
   if (clusterIP) out.clusterIP = clusterIP;
+  const pnra = c.boolean(spec.publishNotReadyAddresses, ['spec', 'publishNotReadyAddresses']);
+  if (pnra !== undefined) out.publishNotReadyAddresses = pnra;
   if (type === 'ExternalName') {
     const en = c.string(spec.externalName, ['spec', 'externalName'], true);
     if (en) out.externalName = en;
