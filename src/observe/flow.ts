@@ -104,6 +104,8 @@ export interface Flow {
     upstream?: string;
     bytes_sent?: number;
     bytes_received?: number;
+    /** Envoy's response flags for an L7 request (`-`, or e.g. `UH`, `UF,URX`, `UT`, `DC`, `RL`, `UAEX`). */
+    response_flags?: string;
   };
   Summary: string;
 }

@@ -1,7 +1,7 @@
 // The HTTP filter seam, in the spirit of Envoy's HTTP filters and EnvoyFilter: every request passes a chain of
 // filters before the router. Trellis' own policy, fault and rate-limit filters use it, and so can a user's
 // TypeScript module (`trellis.extension`), loaded once per config and called per request.
-import type { ConnectionInfo } from '../contracts.ts';
+import type { ConnectionInfo, PolicyVerdict } from '../contracts.ts';
 import type { Route } from '../../routing/model.ts';
 import type { ListenerConfig } from '../proxy-config.ts';
 
@@ -18,6 +18,8 @@ export interface FilterRequest {
   readonly connection: ConnectionInfo;
   /** The route the router matched (filters run after matching, so per-route config applies), if any. */
   readonly route: Route | undefined;
+  /** Set by the policy filter: the L7 verdict, so that flows name the policy that allowed or denied the request. */
+  policyVerdict?: PolicyVerdict;
 }
 
 /** A reply the proxy sends itself, without reaching the upstream. */
