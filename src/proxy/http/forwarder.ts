@@ -16,7 +16,13 @@ import { pickCluster, rewritePath, type CompiledRoute } from './route-table.ts';
 import type { Failure } from './upstream-pool.ts';
 import { H1Attempt, H2Attempt, type Attempt, type AttemptOwner } from './upstream-request.ts';
 
-function outcomeOf(status: number): RequestOutcome {
+function outcomeOf(status: number, grpcStatus?: number): RequestOutcome {
+  // As Envoy's router: a gRPC status counts as the HTTP status it maps to (UNAVAILABLE 503, DEADLINE_EXCEEDED 504,
+  // UNKNOWN, INTERNAL and DATA_LOSS 500, UNIMPLEMENTED 501), so a backend failing its calls is an outlier too.
+  if (grpcStatus !== undefined && status === 200) {
+    if (grpcStatus === 14 || grpcStatus === 4) return 'gateway-error';
+    return grpcStatus === 2 || grpcStatus === 12 || grpcStatus === 13 || grpcStatus === 15 ? '5xx' : 'success';
+  }
   if (status === 502 || status === 503 || status === 504) return 'gateway-error';
   return status >= 500 ? '5xx' : 'success';
 }
@@ -208,9 +214,9 @@ export class Exchange implements AttemptOwner, RequestRecord {
     if (a !== this.attempt || this.done) return;
     clearTimeout(this.tryTimer);
     const gs = grpcStatusOf(upHeaders);
-    if (this.retry && retriableResponse(this.retry, status, gs) && this.canRetry()) return this.retryAfter(outcomeOf(status));
+    if (this.retry && retriableResponse(this.retry, status, gs) && this.canRetry()) return this.retryAfter(outcomeOf(status, this.grpc ? gs : undefined));
     this.status = status;
-    this.outcome = outcomeOf(status);
+    this.outcome = outcomeOf(status, this.grpc ? gs : undefined);
     if (this.tries > 1 && this.flags === '-') this.flags = 'URX';
     const headers = responseHeadersFrom(upHeaders);
     const ops = this.compiled!.route.headers?.response;
@@ -245,7 +251,10 @@ export class Exchange implements AttemptOwner, RequestRecord {
   onAttemptEnd(a: Attempt): void {
     if (a !== this.attempt || this.done) return;
     const t = a.trailers;
-    if (this.grpc) this.grpcStatus = grpcStatusOf(t) ?? this.grpcStatus;
+    if (this.grpc) {
+      this.grpcStatus = grpcStatusOf(t) ?? this.grpcStatus;
+      this.outcome = outcomeOf(this.status, this.grpcStatus);
+    }
     this.complete = true;
     this.ds.finish(t);
   }

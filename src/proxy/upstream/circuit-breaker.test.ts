@@ -62,14 +62,27 @@ describe('circuit breaker', () => {
     assert.equal(cb.tryBeginRequest(), true);
   });
 
-  it('allows 3 concurrent retries when idle, then 20% of active and pending requests', () => {
-    const cb = new CircuitBreaker();
-    assert.equal(fill(() => cb.tryBeginRetry()), 3, 'min_retry_concurrency');
-    for (let i = 0; i < 3; i++) cb.endRetry();
-    assert.equal(fill(() => cb.tryBeginRequest(), 90), 90);
-    assert.equal(fill(() => cb.tryBeginPending(), 10), 10);
-    assert.equal(fill(() => cb.tryBeginRetry()), 20, '20% of 100');
-    assert.equal(cb.stats().upstream_rq_retry_overflow, 2);
+  it('allows 10 retries a second over a 10 s window when idle, plus 20% of the attempts, and refills as the window slides', () => {
+    let t = 5_000;
+    const cb = new CircuitBreaker(undefined, () => t);
+    assert.equal(fill(() => cb.tryBeginRetry()), 100, '10/s over 10 s');
+    for (let i = 0; i < 100; i++) cb.endRetry();
+    assert.equal(cb.tryBeginRetry(), false, 'the budget is over time, not concurrency');
+    t += 1000;
+    assert.equal(fill(() => cb.tryBeginRequest(), 1000), 1000);
+    assert.equal(fill(() => cb.tryBeginRetry()), 200, '20% of 1000 attempts');
+    assert.equal(cb.stats().upstream_rq_retry_overflow, 3, 'each refusal counts');
+    assert.equal(cb.stats().upstream_rq_retry_active, 200, 'active retries are still counted');
+    t += 8000;
+    assert.equal(fill(() => cb.tryBeginRetry()), 0, 'the first second is still in the window');
+    t += 1000;
+    assert.equal(fill(() => cb.tryBeginRetry()), 100, 'the idle second left the window');
+  });
+
+  it('absorbs a burst of retries as large as a third of the requests in flight', () => {
+    const cb = new CircuitBreaker(undefined, () => 0);
+    assert.equal(fill(() => cb.tryBeginRequest(), 600), 600);
+    assert.equal(fill(() => cb.tryBeginRetry(), 200), 200);
   });
 
   it('caps the budget at an explicit max_retries', () => {
