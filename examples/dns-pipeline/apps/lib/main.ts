@@ -3,7 +3,7 @@ import { AppError } from './app-error.ts';
 import type { Logger } from './log.ts';
 
 export function runMain(log: Logger, start: () => Promise<{ close(): Promise<void> }>): void {
-  start().then(
+  Promise.resolve().then(start).then(
     (app) => {
       let stopping = false;
       const stop = (signal: string): void => {

@@ -94,3 +94,34 @@ export const METHODS = {
   pushZone: '/dns.v1.EdgeService/PushZone',
   healthCheck: '/grpc.health.v1.Health/Check',
 } as const;
+
+export type UnaryCallback<T> = (err: grpc.ServiceError | null, res?: T) => void;
+
+/** The client methods of dns.v1.ZoneService, always called with metadata and options. */
+export interface ZoneServiceApi extends grpc.Client {
+  ListZones(req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: UnaryCallback<ListZonesResponse>): grpc.ClientUnaryCall;
+  GetZone(req: GetZoneRequest, md: grpc.Metadata, opts: grpc.CallOptions): grpc.ClientReadableStream<GetZoneResponse>;
+  UpsertRecords(md: grpc.Metadata, opts: grpc.CallOptions, cb: UnaryCallback<UpsertRecordsResponse>): grpc.ClientWritableStream<UpsertRecordsRequest>;
+  DeleteZone(req: { zone: string }, md: grpc.Metadata, opts: grpc.CallOptions, cb: UnaryCallback<DeleteZoneResponse>): grpc.ClientUnaryCall;
+  WatchZones(req: { sendInitial: boolean }, md: grpc.Metadata, opts: grpc.CallOptions): grpc.ClientReadableStream<ZoneChangeMsg>;
+}
+
+export interface EdgeServiceApi extends grpc.Client {
+  PushZone(md: grpc.Metadata, opts: grpc.CallOptions, cb: UnaryCallback<PushZoneResponse>): grpc.ClientWritableStream<PushZoneRequest>;
+}
+
+export interface HealthApi extends grpc.Client {
+  Check(req: { service: string }, md: grpc.Metadata, opts: grpc.CallOptions, cb: UnaryCallback<{ status: ServingStatus }>): grpc.ClientUnaryCall;
+}
+
+export function zoneServiceClient(address: string, options: grpc.ChannelOptions = {}): ZoneServiceApi {
+  return new ZoneServiceClient(address, grpc.credentials.createInsecure(), options) as unknown as ZoneServiceApi;
+}
+
+export function edgeServiceClient(address: string, options: grpc.ChannelOptions = {}): EdgeServiceApi {
+  return new EdgeServiceClient(address, grpc.credentials.createInsecure(), options) as unknown as EdgeServiceApi;
+}
+
+export function healthClient(address: string, options: grpc.ChannelOptions = {}): HealthApi {
+  return new HealthClient(address, grpc.credentials.createInsecure(), options) as unknown as HealthApi;
+}
