@@ -77,6 +77,8 @@ export class MeshEnv {
   readonly pods = new Map<string, MeshPod>();
   readonly proxies = new Map<string, ProxyProcess>();
   cp!: ControlPlane;
+  /** False between stopControlPlane() and startControlPlane(). */
+  private cpRunning = true;
   private constructor(
     readonly dir: string,
     readonly opts: MeshEnvOptions,
@@ -231,9 +233,37 @@ export class MeshEnv {
     clearTimeout(t);
   }
 
+  /** Stops the in-process control plane (xDS, CA, admin); the proxies keep their last good config and reconnect with backoff. */
+  async stopControlPlane(): Promise<void> {
+    if (!this.cpRunning) return;
+    this.cpRunning = false;
+    await this.cp.stop();
+  }
+
+  /**
+   * Starts a new control plane on the xDS and CA ports of the previous one, over the same manifests directory and
+   * state directory (so the same CA root), after replacing the user manifests with `manifests` when given. The
+   * proxies find it by themselves when they next reconnect.
+   */
+  async startControlPlane(manifests?: string): Promise<void> {
+    if (this.cpRunning) throw new Error('the control plane is running; stopControlPlane() first');
+    if (manifests !== undefined) await this.writeManifests(manifests);
+    const caPort = Number(/:(\d+)$/.exec(this.cp.caTarget ?? '')?.[1] ?? '0');
+    const cp = new ControlPlane({ paths: [join(this.dir, 'manifests')], stateDir: join(this.dir, 'cp'), xdsPort: this.cp.xdsPort, adminPort: 0, caPort, debounceMs: 50, logger: pino({ level: 'silent' }) });
+    await cp.start();
+    this.cp = cp;
+    this.cpRunning = true;
+  }
+
+  /** stopControlPlane(), then startControlPlane(manifests). */
+  async restartControlPlane(manifests?: string): Promise<void> {
+    await this.stopControlPlane();
+    await this.startControlPlane(manifests);
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.proxies.keys()].map((n) => this.stopProxy(n)));
-    await this.cp?.stop();
+    if (this.cpRunning) await this.cp?.stop();
     await rm(this.dir, { recursive: true, force: true });
   }
 }
