@@ -5,6 +5,9 @@ import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import type { HeaderRecord } from './headers.ts';
 
+/** How many 20 ms checks (about 5 s) a finished response may wait for its END_STREAM to leave before the reset. */
+const STOP_CHECKS = 250;
+
 export interface Downstream {
   readonly protocol: 'HTTP/1.1' | 'HTTP/2';
   /** The request body. */
@@ -82,6 +85,8 @@ export class H1Downstream implements Downstream {
 export class H2Downstream implements Downstream {
   readonly protocol = 'HTTP/2' as const;
   private trailers: HeaderRecord | undefined;
+  private awaitingTrailers = false;
+  private stopChecks = 0;
   private resetByUs = false;
 
   constructor(readonly stream: ServerHttp2Stream) {}
@@ -107,12 +112,32 @@ export class H2Downstream implements Downstream {
     if (this.closed) return;
     headers[':status'] = String(status);
     if (withTrailers && !endStream) {
+      this.awaitingTrailers = true;
       this.stream.respond(headers, { waitForTrailers: true });
       this.stream.once('wantTrailers', this.sendTrailers);
     } else {
       this.stream.respond(headers, { endStream });
+      if (endStream) this.stopRequest();
     }
   }
+
+  /**
+   * The response is complete while the client may still be sending: RST_STREAM(NO_ERROR) asks it to stop
+   * (RFC 9113 §8.1), so that the stream closes now and no more request bytes are taken in. The reset waits until
+   * our END_STREAM has left (a reset submitted earlier would discard the queued trailers), bounded in time.
+   */
+  private stopRequest(): void {
+    if (this.stream.readableEnded || this.stream.closed || this.stopChecks > 0) return;
+    this.stopChecks = 1;
+    setImmediate(this.stopWhenSent);
+  }
+
+  private readonly stopWhenSent = (): void => {
+    const s = this.stream;
+    if (s.closed || s.destroyed) return;
+    if (s.state.localClose === 1 || this.stopChecks++ > STOP_CHECKS) s.close(h2c.NGHTTP2_NO_ERROR);
+    else setTimeout(this.stopWhenSent, 20);
+  };
 
   private readonly sendTrailers = (): void => {
     const t = this.trailers ?? {};
@@ -122,11 +147,13 @@ export class H2Downstream implements Downstream {
     } catch {
       this.stream.close();
     }
+    this.stopRequest();
   };
 
   finish(trailers: HeaderRecord | undefined): void {
     this.trailers = trailers;
     if (!this.stream.writableEnded) this.stream.end();
+    if (!this.awaitingTrailers) this.stopRequest();
   }
 
   sendContinue(): void {}
