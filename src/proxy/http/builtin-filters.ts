@@ -1,7 +1,8 @@
 // Trellis' own HTTP filters on the filter seam: the L7 policy filter (PolicyEnforcer.decideRequest), Envoy's fault
 // filter (Route.fault: abort with an HTTP or gRPC status, fixed delay, each with a percentage) and Envoy's local
 // rate limit (a token bucket per listener, or per route), refilled lazily on use so no timer runs.
-import type { PolicyEnforcer } from '../contracts.ts';
+import type { ConnectionInfo, PolicyEnforcer, PolicyVerdict, RequestFacts, UpstreamHost } from '../contracts.ts';
+import type { Endpoint } from '../../policy/endpoint.ts';
 import type { Route } from '../../routing/model.ts';
 import { httpStatusForGrpc } from './grpc.ts';
 import type { FilterRequest, HttpFilter, LocalReply } from './http-filter.ts';
@@ -10,12 +11,26 @@ export function policyFilter(enforcer: PolicyEnforcer): HttpFilter {
   return {
     name: 'trellis.policy',
     onRequest(req: FilterRequest): LocalReply | undefined {
+      // Outbound: the source's egress rules are about the upstream pod, known only once balancing has picked it, so
+      // each try is decided there (egressVerdict), not against the outbound listener's own address.
+      if (req.connection.listener.direction === 'outbound') return undefined;
       const v = enforcer.decideRequest(req.connection, req);
       req.policyVerdict = v;
       if (v.allowed) return undefined;
-      return { status: v.httpStatus ?? 403, body: v.message, reason: 'UAEX', policy: v.policy, rule: v.rule };
+      return denialReply(v);
     },
   };
+}
+
+/** The local reply for a denied request: 403 (401 for a bad JWT) naming the policy. */
+export function denialReply(v: PolicyVerdict): LocalReply {
+  return { status: v.httpStatus ?? 403, body: v.message, reason: 'UAEX', policy: v.policy, rule: v.rule };
+}
+
+/** Outbound: the source's egress (Cilium L7 rules included) for a request to the upstream host balancing picked. */
+export function egressVerdict(enforcer: PolicyEnforcer, conn: ConnectionInfo, req: RequestFacts, host: UpstreamHost): { verdict: PolicyVerdict; destination: Endpoint } {
+  const destination = (host.pod !== undefined ? enforcer.endpointForPod(host.pod) : undefined) ?? enforcer.endpointForIp(host.address);
+  return { verdict: enforcer.decideRequest(conn, req, { destination, port: host.port }), destination };
 }
 
 /** Envoy's fault filter. `random` is injectable so tests can pin the percentages. */

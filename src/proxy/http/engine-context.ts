@@ -1,6 +1,7 @@
 // What one request needs from the engine around it: the current config per listener (compiled routes and filter
 // chain), the cluster manager, the upstream pool, the drain state, and where finished requests are reported.
-import type { ClusterManager, ConnectionInfo, PolicyVerdict } from '../contracts.ts';
+import type { ClusterManager, ConnectionInfo, PolicyEnforcer, PolicyVerdict } from '../contracts.ts';
+import type { Endpoint } from '../../policy/endpoint.ts';
 import type { Route } from '../../routing/model.ts';
 import type { ListenerConfig } from '../proxy-config.ts';
 import type { HttpFilter } from './http-filter.ts';
@@ -43,6 +44,8 @@ export interface RequestRecord {
   readonly clusterName: string | undefined;
   readonly upstream: string | undefined;
   readonly verdict: PolicyVerdict | undefined;
+  /** Outbound: the upstream endpoint the (last) try went to, which flows name as the server. */
+  readonly destination?: Endpoint | undefined;
   /** The local reply's policy and rule when a filter denied the request. */
   readonly denial: { policy?: { kind: string; namespace: string; name: string }; rule?: string; reason: string } | undefined;
   readonly route: Route | undefined;
@@ -52,6 +55,8 @@ export interface RequestRecord {
 
 export interface EngineContext {
   readonly clusters: ClusterManager;
+  /** Decides outbound requests' egress per try (egressVerdict). */
+  readonly policy: PolicyEnforcer;
   readonly pool: UpstreamPool;
   readonly draining: boolean;
   listenerState(name: string): ListenerState | undefined;

@@ -42,7 +42,8 @@ export function requestFlow(rec: RequestRecord, site: FlowSite, now: bigint = pr
   const ipv6 = info.source.ip.includes(':');
   const opts = { clusterName: site.clusterName, localNode: site.nodeName };
   const client = flowEndpointOf(info.source, opts);
-  const server = flowEndpointOf(info.destination, opts);
+  const upstream = rec.destination ?? info.destination;
+  const server = flowEndpointOf(upstream, opts);
   const ingress = info.listener.direction !== 'outbound';
   const scheme = rec.conn.tls ? 'https' : 'http';
   const latencyNs = Number(now - rec.startNs);
@@ -52,8 +53,8 @@ export function requestFlow(rec: RequestRecord, site: FlowSite, now: bigint = pr
     verdict,
     auth_type: info.transport === 'mtls' ? 'SPIRE' : 'DISABLED',
     IP: denied
-      ? { source: info.source.ip, destination: info.destination.ip, ipVersion: ipv6 ? 'IPv6' : 'IPv4' }
-      : { source: info.destination.ip, destination: info.source.ip, ipVersion: ipv6 ? 'IPv6' : 'IPv4' },
+      ? { source: info.source.ip, destination: upstream.ip, ipVersion: ipv6 ? 'IPv6' : 'IPv4' }
+      : { source: upstream.ip, destination: info.source.ip, ipVersion: ipv6 ? 'IPv6' : 'IPv4' },
     l4: { TCP: denied ? { source_port: info.remote.port, destination_port: info.local.port } : { source_port: info.local.port, destination_port: info.remote.port } },
     source: denied ? client : server,
     destination: denied ? server : client,

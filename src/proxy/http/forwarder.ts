@@ -1,6 +1,7 @@
 // One request through the proxy: route, filters, then tries against upstream hosts with retries and timeouts,
 // streaming both bodies with backpressure, trailers and gRPC statuses preserved, and one record when it is over.
 import type { PolicyVerdict, RequestOutcome, UpstreamCluster, UpstreamHost } from '../contracts.ts';
+import type { Endpoint } from '../../policy/endpoint.ts';
 import type { RetryPolicy, Route } from '../../routing/model.ts';
 import { H2Downstream, type Downstream } from './downstream.ts';
 import type { ConnState, EngineContext, ListenerState, RequestRecord } from './engine-context.ts';
@@ -12,6 +13,7 @@ import { startMirror } from './mirror.ts';
 import { requestHash } from './request-hash.ts';
 import { RequestBody } from './request-body.ts';
 import { backoffMs, retriableFailure, retriableResponse } from './retry.ts';
+import { denialReply, egressVerdict } from './builtin-filters.ts';
 import { pickCluster, rewritePath, type CompiledRoute } from './route-table.ts';
 import type { Failure } from './upstream-pool.ts';
 import { H1Attempt, H2Attempt, type Attempt, type AttemptOwner } from './upstream-request.ts';
@@ -41,6 +43,7 @@ export class Exchange implements AttemptOwner, RequestRecord {
   routeName: string | undefined;
   clusterName: string | undefined;
   upstream: string | undefined;
+  destination: Endpoint | undefined;
   denial: RequestRecord['denial'];
   peerReset = false;
   private state: ListenerState | undefined;
@@ -189,6 +192,13 @@ export class Exchange implements AttemptOwner, RequestRecord {
     let host = cluster.pick({ hash: this.hash, exclude: this.tried });
     if (!host && this.tried) host = cluster.pick({ hash: this.hash });
     if (!host) return this.reply(LocalReplies.noHealthyUpstream());
+    if (this.conn.info.listener.direction === 'outbound') {
+      // The source's egress, about the pod this try goes to (the policy filter leaves outbound requests to this).
+      const e = egressVerdict(this.ctx.policy, this.conn.info, this.req, host);
+      this.req.policyVerdict = e.verdict;
+      this.destination = e.destination;
+      if (!e.verdict.allowed) return this.reply(denialReply(e.verdict));
+    }
     if (!cluster.tryBeginRequest(host)) return this.reply(LocalReplies.overflow());
     this.host = host;
     this.outcome = 'success';

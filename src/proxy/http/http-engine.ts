@@ -46,6 +46,7 @@ const noop = (): void => {};
 
 export class TrellisHttpEngine implements HttpEngine, EngineContext {
   readonly clusters: ClusterManager;
+  readonly policy: PolicyEnforcer;
   readonly pool: UpstreamPool;
   draining = false;
   private states = new Map<string, ListenerState>();
@@ -62,6 +63,7 @@ export class TrellisHttpEngine implements HttpEngine, EngineContext {
   constructor(private readonly opts: HttpEngineOptions) {
     this.site = { nodeName: opts.nodeName ?? '', clusterName: opts.clusterName };
     this.clusters = opts.clusters;
+    this.policy = opts.policy;
     this.pool = new UpstreamPool(opts.clusters);
   }
 

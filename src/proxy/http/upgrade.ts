@@ -9,6 +9,8 @@ import type { ConnState, EngineContext, ListenerState, RequestRecord } from './e
 import { addForwardingHeaders, applyHeaderOps, requestHeadersFrom, type HeaderRecord } from './headers.ts';
 import type { FilterRequest, LocalReply } from './http-filter.ts';
 import { LocalReplies } from './local-reply.ts';
+import { denialReply, egressVerdict } from './builtin-filters.ts';
+import type { Endpoint } from '../../policy/endpoint.ts';
 import { pickCluster, rewritePath, type CompiledRoute } from './route-table.ts';
 
 function rawHead(status: number, rawHeaders: readonly string[] | undefined, extra: string): string {
@@ -30,6 +32,7 @@ class UpgradeRecord implements RequestRecord {
   routeName: string | undefined;
   clusterName: string | undefined;
   upstream: string | undefined;
+  destination: Endpoint | undefined;
   denial: RequestRecord['denial'];
   route: Route | undefined;
   verdict: PolicyVerdict | undefined;
@@ -110,6 +113,17 @@ function connectUpstream(
   if (!cluster) return replyRaw(ctx, rec, socket, LocalReplies.noCluster(name ?? '(none)'));
   const host: UpstreamHost | undefined = cluster.pick({});
   if (!host) return replyRaw(ctx, rec, socket, LocalReplies.noHealthyUpstream());
+  if (conn.info.listener.direction === 'outbound') {
+    // The source's egress, about the pod the upgrade goes to (as Exchange does per try).
+    const e = egressVerdict(ctx.policy, conn.info, { method: rec.method, path: rec.path, authority: rec.authority, headers }, host);
+    rec.verdict = e.verdict;
+    rec.destination = e.destination;
+    if (!e.verdict.allowed) {
+      const r = denialReply(e.verdict);
+      rec.denial = { policy: r.policy, rule: r.rule, reason: r.reason };
+      return replyRaw(ctx, rec, socket, r);
+    }
+  }
   if (!cluster.tryBeginRequest(host)) return replyRaw(ctx, rec, socket, LocalReplies.overflow());
   rec.upstream = `${host.address}:${host.port}`;
   let outcome: RequestOutcome = 'success';

@@ -244,8 +244,11 @@ export class UpstreamPool {
       if (i >= 0) hp.h2.splice(i, 1);
       hp.cluster.endConnection(host);
       if (hp.queue.length === 0) return;
-      if (!conn.connected && !hp.h2.some((c) => c.connected && !c.draining)) {
-        this.failQueue(hp, { kind: 'connect-failure', message: `connection failure${conn.lastError ? `, ${conn.lastError}` : ''}` });
+      // A session that closed before the peer's SETTINGS served nothing: its waiters fail (a reset after the
+      // handshake, e.g. a policy denial at the peer, is not retried here in a loop of new connections).
+      if (!conn.ready && !hp.h2.some((c) => c.connected && !c.draining)) {
+        const why = conn.lastError ? `, ${conn.lastError}` : '';
+        this.failQueue(hp, conn.connected ? { kind: 'reset', message: `connection termination${why}` } : { kind: 'connect-failure', message: `connection failure${why}` });
       } else this.serveQueue(hp);
     });
   }
