@@ -224,10 +224,13 @@ export class Exchange implements AttemptOwner, RequestRecord {
     if (a !== this.attempt || this.done) return;
     clearTimeout(this.tryTimer);
     const gs = grpcStatusOf(upHeaders);
-    if (this.retry && retriableResponse(this.retry, status, gs) && this.canRetry()) return this.retryAfter(outcomeOf(status, this.grpc ? gs : undefined));
+    if (this.retry && retriableResponse(this.retry, status, gs)) {
+      if (this.canRetry()) return this.retryAfter(outcomeOf(status, this.grpc ? gs : undefined));
+      // Retriable, but the tries (or the budget) ran out: Envoy's URX.
+      if (this.flags === '-') this.flags = 'URX';
+    }
     this.status = status;
     this.outcome = outcomeOf(status, this.grpc ? gs : undefined);
-    if (this.tries > 1 && this.flags === '-') this.flags = 'URX';
     const headers = responseHeadersFrom(upHeaders);
     const ops = this.compiled!.route.headers?.response;
     if (ops) applyHeaderOps(headers, ops);
@@ -278,10 +281,12 @@ export class Exchange implements AttemptOwner, RequestRecord {
         return this.reply(LocalReplies.overflow());
       }
       const outcome: RequestOutcome = f.kind === 'connect-failure' ? 'connect-failure' : 'gateway-error';
-      if (this.retry && retriableFailure(this.retry, f.kind) && this.canRetry()) return this.retryAfter(outcome);
+      const retriable = this.retry !== undefined && retriableFailure(this.retry, f.kind);
+      if (retriable && this.canRetry()) return this.retryAfter(outcome);
       this.outcome = outcome;
       const r = LocalReplies.connectFailure(f.message);
-      if (this.tries > 1) r.reason = 'URX';
+      r.reason = f.kind === 'connect-failure' ? 'UF' : 'UR';
+      if (retriable) r.reason += ',URX';
       return this.reply(r);
     }
     // The response had started: it cannot be retried or replaced.
@@ -362,7 +367,7 @@ export class Exchange implements AttemptOwner, RequestRecord {
       this.attempt = undefined;
     }
     clearTimeout(this.tryTimer);
-    if (this.flags === '-' || r.reason === 'URX') this.flags = r.reason;
+    if (this.flags === '-' || r.reason.endsWith('URX')) this.flags = r.reason;
     if (r.policy || r.reason === 'UAEX') this.denial = { policy: r.policy, rule: r.rule, reason: r.reason };
     this.status = r.status;
     if (this.grpc) this.grpcStatus = localReplyGrpcStatus(r);
