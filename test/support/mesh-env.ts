@@ -52,8 +52,12 @@ export interface MeshEnvOptions {
   /** Services, policies and traffic kinds (YAML). Pods are generated from `pods`. */
   manifests: string;
   xdsProtocol?: 'delta' | 'sotw';
-  /** Extra `trellis proxy` flags. */
-  proxyArgs?: string[];
+  /** Extra `trellis proxy` flags (a function: per pod, e.g. an audit log path of its own). */
+  proxyArgs?: string[] | ((pod: MeshPod) => string[]);
+  /** Lifetime of the workload certificates the control plane's CA issues (short: proxies rotate at half-life). */
+  workloadTtlMs?: number;
+  /** Files written into the manifests directory before anything starts (e.g. extension filter modules), by relative name. */
+  files?: Record<string, string>;
 }
 
 export function podYaml(p: MeshPod, spec: MeshPodSpec): string {
@@ -104,7 +108,8 @@ export class MeshEnv {
       env.pods.set(spec.name, p);
     });
     await env.writeManifests(opts.manifests);
-    env.cp = new ControlPlane({ paths: [join(dir, 'manifests')], stateDir: join(dir, 'cp'), xdsPort: 0, adminPort: 0, caPort: 0, debounceMs: 50, logger: pino({ level: 'silent' }) });
+    for (const [name, text] of Object.entries(opts.files ?? {})) await writeFile(join(dir, 'manifests', name), text);
+    env.cp = new ControlPlane({ paths: [join(dir, 'manifests')], stateDir: join(dir, 'cp'), xdsPort: 0, adminPort: 0, caPort: 0, debounceMs: 50, logger: pino({ level: 'silent' }), ...env.caOptions() });
     await env.cp.start();
     try {
       await Promise.all(opts.pods.filter((s) => s.proxy !== false).map((s) => env.startProxy(s.name)));
@@ -113,6 +118,10 @@ export class MeshEnv {
       throw e;
     }
     return env;
+  }
+
+  private caOptions(): { workloadTtlMs?: number } {
+    return this.opts.workloadTtlMs !== undefined ? { workloadTtlMs: this.opts.workloadTtlMs } : {};
   }
 
   pod(name: string): MeshPod {
@@ -140,7 +149,7 @@ export class MeshEnv {
       '--token', token, '--ca', this.cp.caTarget ?? '', '--ca-bundle', join(this.dir, 'cp', 'root-cert.pem'),
       '--state-dir', join(this.dir, `proxy-${p.namespace}-${p.name}`),
       '--admin-port', '0', '--xds-protocol', this.opts.xdsProtocol ?? 'delta', '--drain-seconds', '1',
-      ...(this.opts.proxyArgs ?? []),
+      ...(typeof this.opts.proxyArgs === 'function' ? this.opts.proxyArgs(p) : (this.opts.proxyArgs ?? [])),
     ];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -249,7 +258,7 @@ export class MeshEnv {
     if (this.cpRunning) throw new Error('the control plane is running; stopControlPlane() first');
     if (manifests !== undefined) await this.writeManifests(manifests);
     const caPort = Number(/:(\d+)$/.exec(this.cp.caTarget ?? '')?.[1] ?? '0');
-    const cp = new ControlPlane({ paths: [join(this.dir, 'manifests')], stateDir: join(this.dir, 'cp'), xdsPort: this.cp.xdsPort, adminPort: 0, caPort, debounceMs: 50, logger: pino({ level: 'silent' }) });
+    const cp = new ControlPlane({ paths: [join(this.dir, 'manifests')], stateDir: join(this.dir, 'cp'), xdsPort: this.cp.xdsPort, adminPort: 0, caPort, debounceMs: 50, logger: pino({ level: 'silent' }), ...this.caOptions() });
     await cp.start();
     this.cp = cp;
     this.cpRunning = true;

@@ -61,8 +61,14 @@ interface Bucket {
   last: number;
 }
 
-/** Envoy's local_ratelimit: `maxTokens`, `tokensPerFill` every `fillIntervalMs`; 429 with `x-envoy-ratelimited`. */
-export function localRateLimitFilter(cfg: { maxTokens: number; tokensPerFill: number; fillIntervalMs: number; perRoute: boolean }, now: () => number = performance.now.bind(performance)): HttpFilter {
+/**
+ * Envoy's local_ratelimit: `maxTokens`, `tokensPerFill` every `fillIntervalMs`; 429 with `x-envoy-ratelimited` and
+ * the configured `responseHeaders` (Envoy's response_headers_to_add).
+ */
+export function localRateLimitFilter(
+  cfg: { maxTokens: number; tokensPerFill: number; fillIntervalMs: number; perRoute: boolean; responseHeaders?: Record<string, string> },
+  now: () => number = performance.now.bind(performance),
+): HttpFilter {
   const shared: Bucket = { tokens: cfg.maxTokens, last: now() };
   const perRoute = new WeakMap<Route, Bucket>();
   const take = (b: Bucket): boolean => {
@@ -76,6 +82,7 @@ export function localRateLimitFilter(cfg: { maxTokens: number; tokensPerFill: nu
     b.tokens--;
     return true;
   };
+  const limited: Record<string, string> = { ...cfg.responseHeaders, 'x-envoy-ratelimited': 'true' };
   return {
     name: 'envoy.filters.http.local_ratelimit',
     onRequest(req: FilterRequest): LocalReply | undefined {
@@ -90,7 +97,7 @@ export function localRateLimitFilter(cfg: { maxTokens: number; tokensPerFill: nu
         b = rb;
       }
       if (take(b)) return undefined;
-      return { status: 429, body: 'local_rate_limited', reason: 'RL', headers: { 'x-envoy-ratelimited': 'true' } };
+      return { status: 429, body: 'local_rate_limited', reason: 'RL', headers: limited };
     },
   };
 }
