@@ -28,6 +28,8 @@ export interface ControlPlaneOptions {
   xdsTls?: boolean;
   /** Quiet period before a burst of file changes is applied, in ms. */
   debounceMs?: number;
+  /** Lifetime of the workload certificates the CA issues (default: the CA's, 24 h). */
+  workloadTtlMs?: number;
   logger: Logger;
 }
 
@@ -91,7 +93,11 @@ export class ControlPlane {
 
   private async startServers(): Promise<void> {
     const host = this.opts.host ?? '127.0.0.1';
-    this.ca = await CertificateAuthority.loadOrCreate({ stateDir: this.opts.stateDir, trustDomain: this.opts.trustDomain ?? 'cluster.local' });
+    this.ca = await CertificateAuthority.loadOrCreate({
+      stateDir: this.opts.stateDir,
+      trustDomain: this.opts.trustDomain ?? 'cluster.local',
+      ...(this.opts.workloadTtlMs !== undefined ? { workloadTtlMs: this.opts.workloadTtlMs } : {}),
+    });
     this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
     this.ads.register(this.grpcServer);
     const credentials = await this.xdsCredentials();
