@@ -177,7 +177,7 @@ export class TrellisHttpEngine implements HttpEngine, EngineContext {
     // Slowloris on HTTP/2: a session must open its first stream within the header timeout.
     const headerTimer = setTimeout(() => {
       if (session.closed || session.destroyed) return;
-      session.destroy(undefined, h2c.NGHTTP2_NO_ERROR);
+      session.destroy();
     }, limits.headerTimeoutMs);
     session.once('stream', () => clearTimeout(headerTimer));
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
@@ -221,7 +221,8 @@ export class TrellisHttpEngine implements HttpEngine, EngineContext {
   }
 
   private calm(session: ServerHttp2Session): void {
-    if (!session.destroyed) session.destroy(undefined, h2c.NGHTTP2_ENHANCE_YOUR_CALM);
+    // With an error and a code, GOAWAY carries the code (destroy(undefined, code) would default both and send 0).
+    if (!session.destroyed) session.destroy(new Error('HTTP/2 rapid reset: too many streams reset by the client'), h2c.NGHTTP2_ENHANCE_YOUR_CALM);
   }
 
   complete(rec: RequestRecord): void {
