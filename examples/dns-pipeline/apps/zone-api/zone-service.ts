@@ -1,7 +1,6 @@
 // dns.v1.ZoneService over the zone store: ListZones, GetZone (batched, with backpressure), UpsertRecords,
 // DeleteZone and WatchZones. Authorization is the mesh's job: the server checks input, not callers.
 import * as grpc from '@grpc/grpc-js';
-import { once } from 'node:events';
 import { AppError, grpcErrorOf } from '../lib/app-error.ts';
 import type { Logger } from '../lib/log.ts';
 import type * as pb from '../lib/protos.ts';
@@ -38,6 +37,19 @@ function fail(e: unknown, log: Logger, method: string): Partial<grpc.StatusObjec
   return err;
 }
 
+/** Resolves when the stream can take more, or the call is cancelled (without leaving listeners behind). */
+function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.on('drain', done);
+    call.on('cancelled', done);
+  });
+}
+
 export function zoneService(store: ZoneStore, o: ZoneServiceOptions): { handlers: grpc.UntypedServiceImplementation; metrics: ZoneServiceMetrics; watchers: WatcherSet } {
   const metrics: ZoneServiceMetrics = { getZoneStreams: 0, getZoneMessages: 0, getZoneRecords: 0, upserts: 0, watchers: 0 };
   const watchers = new WatcherSet(store, o.maxWatchers, metrics);
@@ -67,7 +79,7 @@ export function zoneService(store: ZoneStore, o: ZoneServiceOptions): { handlers
           batch = [];
           bytes = 0;
           // Memory stays flat: wait until the transport has taken what was written.
-          if (!ok && !cancelled) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+          if (!ok && !cancelled) await drained(call);
         };
         for (const set of snap.sets) {
           for (const r of set) {
