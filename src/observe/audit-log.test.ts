@@ -83,6 +83,18 @@ describe('AuditLog', () => {
     assert.equal(log.stats().written, 2);
   });
 
+  it('names the caller as the source of a reply flow (an audited request that completed)', async () => {
+    const path = join(tempDir(), 'audit.log');
+    const log = await AuditLog.open({ path, trustDomain: 'td' });
+    const f = flow('AUDIT', 4);
+    Object.assign(f, { is_reply: true, source: f.destination, destination: f.source, IP: { source: '127.0.2.7', destination: '127.0.1.5', ipVersion: 'IPv4' }, l4: { TCP: { source_port: 8080, destination_port: 40004 } } });
+    log.push(f);
+    await log.close();
+    const [rec] = lines(path) as unknown as AuditRecord[];
+    assert.deepEqual(rec?.source, { namespace: 'web', pod: 'front-0', identity: 1001, principal: 'spiffe://td/ns/web/sa/front', ip: '127.0.1.5', port: 40004 });
+    assert.deepEqual(rec?.destination, { namespace: 'shop', pod: 'api-0', identity: 1002, principal: 'spiffe://td/ns/shop/sa/api', ip: '127.0.2.7', port: 8080 });
+  });
+
   it('does not name a plaintext source principal it could not authenticate', async () => {
     const path = join(tempDir(), 'audit.log');
     const log = await AuditLog.open({ path, trustDomain: 'td' });

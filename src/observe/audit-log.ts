@@ -257,25 +257,30 @@ export function auditRecordOf(flow: Flow, trustDomain?: string): AuditRecord {
   const tcp = flow.l4.TCP ?? flow.l4.UDP;
   const http = flow.l7?.http;
   const policy = firstPolicy(flow);
+  // A reply flow (a completed request, as Hubble shows it) runs from the server back to the client; the record's
+  // source is always the caller.
+  const reply = flow.is_reply;
+  const client = reply ? flow.destination : flow.source;
+  const server = reply ? flow.source : flow.destination;
   const rec: AuditRecord = {
     time: flow.time,
     uuid: flow.uuid,
     verdict: flow.verdict === 'AUDIT' ? 'AUDIT' : 'DENIED',
     source: {
-      namespace: flow.source.namespace,
-      pod: flow.source.pod_name,
-      identity: flow.source.identity,
-      principal: flow.trellis?.transport === 'mtls' ? principalOf(flow.source.labels, flow.source.namespace, trustDomain) : undefined,
-      ip: flow.IP.source,
-      port: tcp?.source_port,
+      namespace: client.namespace,
+      pod: client.pod_name,
+      identity: client.identity,
+      principal: flow.trellis?.transport === 'mtls' ? principalOf(client.labels, client.namespace, trustDomain) : undefined,
+      ip: reply ? flow.IP.destination : flow.IP.source,
+      port: reply ? tcp?.destination_port : tcp?.source_port,
     },
     destination: {
-      namespace: flow.destination.namespace,
-      pod: flow.destination.pod_name,
-      identity: flow.destination.identity,
-      principal: principalOf(flow.destination.labels, flow.destination.namespace, trustDomain),
-      ip: flow.IP.destination,
-      port: tcp?.destination_port,
+      namespace: server.namespace,
+      pod: server.pod_name,
+      identity: server.identity,
+      principal: principalOf(server.labels, server.namespace, trustDomain),
+      ip: reply ? flow.IP.source : flow.IP.destination,
+      port: reply ? tcp?.source_port : tcp?.destination_port,
     },
     protocol: http?.protocol ?? (flow.l4.UDP ? 'UDP' : 'TCP'),
     message: flow.Summary,
