@@ -9,6 +9,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
+import { createCsr } from '../../src/ca/index.ts';
+import { exportPrivateKeyPem, generateP256KeyPair } from '../../src/ca/keys.ts';
 import { loadCluster, type Loaded } from '../../src/cli/load-cluster.ts';
 import type { Flow } from '../../src/observe/flow.ts';
 import type { Decision, DirectionDecision } from '../../src/policy/decision.ts';
@@ -392,4 +395,34 @@ describe('policy end to end: the policy engine suite over real connections throu
       if (c.policy === undefined && l4) for (const p of want.isolatedBy) assert.match(f.Summary, new RegExp(p));
     });
   }
+  it('an HTTP port denied at L3/L4 is reset at the server proxy: seen directly with the client pod\'s mesh certificate', async () => {
+    const api = env.pod('api');
+    // What the client proxy does, by hand: mTLS from the pod's address with the pod's identity, then a request.
+    const direct = async (name: string): Promise<{ got: string; error: string }> => {
+      const p = env.pod(name);
+      const keys = await generateP256KeyPair();
+      const issued = await env.cp.ca!.issue(await createCsr(keys), { namespace: p.namespace, serviceAccount: p.serviceAccount });
+      const o: tls.ConnectionOptions & { localAddress: string } = { host: api.podIp, port: 8080, localAddress: p.podIp, key: await exportPrivateKeyPem(keys.privateKey), cert: issued.certChain.join('\n'), ALPNProtocols: ['http/1.1'], rejectUnauthorized: false };
+      return new Promise((resolve) => {
+        const s = tls.connect(o);
+        let got = '';
+        const done = (error: string): void => {
+          clearTimeout(timer);
+          s.destroy();
+          resolve({ got, error });
+        };
+        const timer = setTimeout(() => done('timeout'), 5000);
+        s.setEncoding('utf8');
+        s.on('secureConnect', () => s.write(`GET /public/direct HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n`));
+        s.on('data', (d: string) => (got += d));
+        s.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+        s.on('end', () => done('end'));
+      });
+    };
+    // Control: web is allowed, and gets the app's answer over the same path.
+    assert.match((await direct('web')).got, /^HTTP\/1\.1 200[\s\S]*api:8080 saw GET \/public\/direct$/);
+    const denied = await direct('probe');
+    assert.equal(denied.got, '', 'a denied connection got an answer');
+    assert.match(denied.error, /ECONNRESET|end|EPIPE/);
+  });
 });
