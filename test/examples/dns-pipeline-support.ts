@@ -46,7 +46,7 @@ export class AppProcess {
   }
 
   /** The first line (already seen or still to come) that matches; rejects after `timeoutMs`. */
-  waitFor(re: RegExp, timeoutMs = 15_000): Promise<string> {
+  waitFor(re: RegExp, timeoutMs = 60_000): Promise<string> {
     const seen = this.lines.find((l) => re.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
