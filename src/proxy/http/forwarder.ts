@@ -33,6 +33,9 @@ function isPromise(v: unknown): v is Promise<void | LocalReply> {
   return typeof (v as Promise<unknown> | undefined)?.then === 'function';
 }
 
+/** How long gRPC response headers may wait for the first message before they are sent on (see Exchange.held). */
+const HOLD_HEADERS_MS = 20;
+
 export class Exchange implements AttemptOwner, RequestRecord {
   readonly startNs = process.hrtime.bigint();
   readonly req: FilterRequest;
@@ -66,6 +69,12 @@ export class Exchange implements AttemptOwner, RequestRecord {
   private filterIndex = 0;
   private done = false;
   private complete = false;
+  /**
+   * gRPC response headers held back until the first message or the trailers (at most HOLD_HEADERS_MS): a unary
+   * call's headers, message and trailers normally arrive together, and while nothing has gone downstream an
+   * upstream reset (a backend killed mid-response) can still be retried on another host.
+   */
+  private held: { status: number; headers: Record<string, string | string[] | undefined>; trailers: boolean; timer: NodeJS.Timeout } | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -243,12 +252,24 @@ export class Exchange implements AttemptOwner, RequestRecord {
       this.ds.respond(status, headers, true, false);
       return;
     }
-    this.ds.respond(status, headers, false, this.ds.protocol === 'HTTP/2' && (this.grpc || this.req.headers.te === 'trailers'));
+    const trailers = this.ds.protocol === 'HTTP/2' && (this.grpc || this.req.headers.te === 'trailers');
+    if (this.grpc && this.retry !== undefined) {
+      this.held = { status, headers, trailers, timer: setTimeout(this.flushHeld, HOLD_HEADERS_MS) };
+    } else this.ds.respond(status, headers, false, trailers);
     const src = a.body!;
     src.on('data', this.onResponseData);
   }
 
+  private readonly flushHeld = (): void => {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    clearTimeout(h.timer);
+    if (!this.done) this.ds.respond(h.status, h.headers, false, h.trailers);
+  };
+
   private readonly onResponseData = (chunk: Buffer): void => {
+    if (this.held) this.flushHeld();
     this.bytesOut += chunk.length;
     const out = this.ds.out;
     if (!out.write(chunk)) {
@@ -263,6 +284,7 @@ export class Exchange implements AttemptOwner, RequestRecord {
 
   onAttemptEnd(a: Attempt): void {
     if (a !== this.attempt || this.done) return;
+    if (this.held) this.flushHeld();
     const t = a.trailers;
     if (this.grpc) {
       this.grpcStatus = grpcStatusOf(t) ?? this.grpcStatus;
@@ -275,7 +297,13 @@ export class Exchange implements AttemptOwner, RequestRecord {
   onAttemptError(a: Attempt, f: Failure): void {
     if (a !== this.attempt || this.done) return;
     clearTimeout(this.tryTimer);
-    if (!a.gotHeaders) {
+    const held = this.held;
+    if (held) {
+      // Nothing went downstream yet: the try failed as if before its headers.
+      clearTimeout(held.timer);
+      this.held = undefined;
+    }
+    if (!a.gotHeaders || held) {
       if (f.kind === 'overflow') {
         // The connection breaker refused before any byte reached the host: not the host's fault.
         return this.reply(LocalReplies.overflow());
@@ -367,6 +395,10 @@ export class Exchange implements AttemptOwner, RequestRecord {
       this.attempt = undefined;
     }
     clearTimeout(this.tryTimer);
+    if (this.held) {
+      clearTimeout(this.held.timer);
+      this.held = undefined;
+    }
     if (this.flags === '-' || r.reason.endsWith('URX')) this.flags = r.reason;
     if (r.policy || r.reason === 'UAEX') this.denial = { policy: r.policy, rule: r.rule, reason: r.reason };
     this.status = r.status;
@@ -381,6 +413,8 @@ export class Exchange implements AttemptOwner, RequestRecord {
     this.done = true;
     clearTimeout(this.timer);
     clearTimeout(this.tryTimer);
+    if (this.held) clearTimeout(this.held.timer);
+    this.held = undefined;
     if (!this.complete) {
       this.flags = this.flags === '-' ? 'DC' : `${this.flags},DC`;
       if (!this.ds.headersSent) this.status = 0;
