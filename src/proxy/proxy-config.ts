@@ -2,6 +2,7 @@
 // Everything the data plane reads per connection or request is here, already validated; nothing here is parsed
 // on a hot path. The translator (xds-translate.ts) builds it; the listener manager and HTTP engine read it.
 import type { Resource } from '../resources/kinds.ts';
+import type { ChainFilter } from '../routing/envoy-filters.ts';
 import type { ClusterSpec, EndpointSet, RouteConfig, TcpRoute } from '../routing/model.ts';
 
 /** How a mesh-facing (inbound) listener accepts peers (Istio PeerAuthentication modes). */
@@ -43,19 +44,13 @@ export const DEFAULT_LISTENER_LIMITS: Readonly<ListenerLimits> = {
   maxConnections: 16_384,
 };
 
-/** One HTTP filter before the router, in chain order. */
-export type HttpFilterConfig =
-  /** Enforces the local pod's policy per request (Cilium L7 rules, AuthorizationPolicy, RequestAuthentication). */
-  | { name: 'trellis.policy' }
-  /** Envoy's fault filter: per-route fault policies from the route (Route.fault). */
-  | { name: 'envoy.filters.http.fault' }
-  /**
-   * Token-bucket local rate limit (Envoy's local_ratelimit): per route when `perRoute`, else per listener.
-   * `responseHeaders` (lower-case names) go on the 429 replies (Envoy's response_headers_to_add).
-   */
-  | { name: 'envoy.filters.http.local_ratelimit'; maxTokens: number; tokensPerFill: number; fillIntervalMs: number; perRoute: boolean; responseHeaders?: Record<string, string> }
-  /** A user's TypeScript/JavaScript module exporting an HttpFilterFactory (see http/filter.ts), with its config. */
-  | { name: 'trellis.extension'; module: string; config: Record<string, unknown> };
+/**
+ * One HTTP filter before the router, in chain order: the routing layer's ChainFilter (routing builds the chain from
+ * EnvoyFilters; the proxy runs it). `trellis.policy` enforces the pod's policy per request; the fault filter applies
+ * Route.fault; `envoy.filters.http.local_ratelimit` is a token bucket per route or per listener whose
+ * `responseHeaders` go on 429 replies; `trellis.extension` is a user's module exporting an HttpFilterFactory.
+ */
+export type HttpFilterConfig = ChainFilter;
 
 export interface ListenerConfig {
   /** Unique name, e.g. `inbound|127.0.2.5|8080` or `outbound|127.0.3.5|8080`. */

@@ -21,7 +21,7 @@
 // - A local rate limit with no token bucket (listener-level or per route), or turned off, makes no entry.
 import type { EnvoyFilter, EnvoyFilterContext, EnvoyFilterHttpFilter, EnvoyFilterPatch, LocalRateLimitSettings } from '../resources/kinds-traffic.ts';
 
-/** One filter of the chain before the router: the same shape as the proxy's HttpFilterConfig (routing does not import the proxy). */
+/** One filter of the chain before the router; the proxy runs these (its HttpFilterConfig is this type). */
 export type ChainFilter =
   | { name: 'trellis.policy' }
   | { name: 'envoy.filters.http.fault' }
