@@ -9,7 +9,8 @@ import { ruleJson } from '../policy/explain.ts';
 import { loadManifests } from '../resources/load.ts';
 import type { ConnectionInfo, PolicyVerdict, RequestFacts } from './contracts.ts';
 import { DEFAULT_LISTENER_LIMITS, type ListenerConfig, type PolicySnapshot } from './proxy-config.ts';
-import { PolicyRuntime, PolicyRuntimeError, UnconfiguredPolicy } from './policy-runtime.ts';
+import { PolicyRuntime, UnconfiguredPolicy } from './policy-runtime.ts';
+import { ProxyError } from './proxy-error.ts';
 import { flowPolicyOf } from './policy-verdict.ts';
 
 const ISS = 'https://issuer.example';
@@ -415,7 +416,7 @@ spec:
   });
 
   it('refuses a malformed snapshot and fails closed without one', () => {
-    assert.throws(() => PolicyRuntime.fromSnapshot({ version: 'x', trustDomain: 'bad domain/', resources: [] }), (e: unknown) => e instanceof PolicyRuntimeError && e.code === 'invalid-snapshot');
+    assert.throws(() => PolicyRuntime.fromSnapshot({ version: 'x', trustDomain: 'bad domain/', resources: [] }), (e: unknown) => e instanceof ProxyError && e.code === 'bad-config');
     const u = new UnconfiguredPolicy();
     const src = u.endpointForIp('10.244.1.10');
     assert.equal(src.type, 'world');

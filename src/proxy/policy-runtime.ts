@@ -11,16 +11,8 @@ import type { HttpRequest } from '../policy/http.ts';
 import { parseIp } from '../resources/net.ts';
 import type { ConnectionDecision, ConnectionInfo, PolicyEnforcer, PolicyVerdict, RequestFacts, RequestTarget } from './contracts.ts';
 import type { PolicySnapshot } from './proxy-config.ts';
+import { ProxyError } from './proxy-error.ts';
 import { authzVerdict, directionVerdict, identityMismatchVerdict, unconfiguredVerdict } from './policy-verdict.ts';
-
-export class PolicyRuntimeError extends Error {
-  readonly code: 'invalid-snapshot';
-  constructor(code: 'invalid-snapshot', message: string) {
-    super(message);
-    this.name = 'PolicyRuntimeError';
-    this.code = code;
-  }
-}
 
 export interface PolicyRuntimeOptions {
   /** Cilium's policy enforcement mode (agent-wide): default, always or never. Istio policies apply in every mode. */
@@ -60,7 +52,7 @@ export class PolicyRuntime implements PolicyEnforcer {
   private readonly spiffeIds = new Map<ModelPod, string>();
   private builds = 0;
 
-  /** Compiles a snapshot (config time). Throws PolicyRuntimeError when the snapshot itself is malformed. */
+  /** Compiles a snapshot (config time). Throws ProxyError `bad-config` when the snapshot itself is malformed. */
   static fromSnapshot(snapshot: PolicySnapshot, opts: PolicyRuntimeOptions = {}): PolicyRuntime {
     return new PolicyRuntime(snapshot, opts);
   }
@@ -73,9 +65,9 @@ export class PolicyRuntime implements PolicyEnforcer {
 
   private constructor(snapshot: PolicySnapshot, opts: PolicyRuntimeOptions) {
     if (typeof snapshot.trustDomain !== 'string' || !TRUST_DOMAIN.test(snapshot.trustDomain)) {
-      throw new PolicyRuntimeError('invalid-snapshot', `policy snapshot ${snapshot.version}: trust domain ${JSON.stringify(snapshot.trustDomain)} is not a valid SPIFFE trust domain`);
+      throw new ProxyError('bad-config', `policy snapshot ${snapshot.version}: trust domain ${JSON.stringify(snapshot.trustDomain)} is not a valid SPIFFE trust domain`);
     }
-    if (!Array.isArray(snapshot.resources)) throw new PolicyRuntimeError('invalid-snapshot', `policy snapshot ${snapshot.version}: resources must be a list`);
+    if (!Array.isArray(snapshot.resources)) throw new ProxyError('bad-config', `policy snapshot ${snapshot.version}: resources must be a list`);
     this.version = snapshot.version;
     this.trustDomain = snapshot.trustDomain;
     this.opts = opts;
