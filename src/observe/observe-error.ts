@@ -6,7 +6,11 @@ export type ObserveErrorCode =
   /** The audit log file or its directory could not be opened. */
   | 'open-failed'
   /** The audit log was used after close(). */
-  | 'closed';
+  | 'closed'
+  /** A FlowFilter (or GetFlows request) that cannot be understood. */
+  | 'bad-filter'
+  /** An Observer endpoint could not be reached or answered with an error. */
+  | 'unavailable';
 
 export class ObserveError extends Error {
   readonly code: ObserveErrorCode;
