@@ -140,6 +140,12 @@ export function translateCluster(v: Obj, at: At): { cluster: ProxyCluster; endpo
   }
   const opts = isObj(v.typed_extension_protocol_options) ? v.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] : undefined;
   if ((isObj(opts) && isObj(opts.explicit_http_config) && opts.explicit_http_config.http2_protocol_options !== undefined) || v.http2_protocol_options !== undefined) c.http2 = true;
+  // max_requests_per_connection: in the common HTTP options, or the cluster's deprecated field.
+  const common = isObj(opts) && isObj(opts.common_http_protocol_options) ? opts.common_http_protocol_options : undefined;
+  const mrpc = common?.max_requests_per_connection !== undefined
+    ? wrapped(common.max_requests_per_connection, at.field('typed_extension_protocol_options').field('common_http_protocol_options').field('max_requests_per_connection'))
+    : wrapped(v.max_requests_per_connection, at.field('max_requests_per_connection'));
+  if (mrpc !== undefined && mrpc > 0) c.maxRequestsPerConnection = mrpc;
   const protocol = typeof meta.protocol === 'string' && PROTOCOLS.has(meta.protocol) ? (meta.protocol as AppProtocol) : c.http2 ? 'http2' : 'unknown';
   c.protocol = protocol;
   if (isObj(meta.tls) && typeof meta.tls.mode === 'string' && TLS_MODES.has(meta.tls.mode)) {

@@ -104,7 +104,7 @@ metadata: {name: reviews, namespace: shop}
 spec:
   host: reviews
   trafficPolicy:
-    connectionPool: {tcp: {maxConnections: 100, connectTimeout: 250ms}, http: {http2MaxRequests: 50, http1MaxPendingRequests: 7, maxRetries: 4}}
+    connectionPool: {tcp: {maxConnections: 100, connectTimeout: 250ms}, http: {http2MaxRequests: 50, http1MaxPendingRequests: 7, maxRetries: 4, maxRequestsPerConnection: 3}}
     outlierDetection: {consecutive5xxErrors: 3, consecutiveGatewayErrors: 0, interval: 5s, baseEjectionTime: 15s, maxEjectionPercent: 50}
     portLevelSettings:
     - port: {number: 9090}
@@ -217,6 +217,7 @@ describe('xDS translation', () => {
     }
     assert.ok(m.routing.clusters.some((c) => c.outlierDetection && c.circuitBreakers && c.lbPolicy === 'LEAST_REQUEST'));
     assert.ok(m.routing.clusters.some((c) => c.lbPolicy === 'RING_HASH' && c.tls));
+    assert.ok(m.routing.clusters.some((c) => c.maxRequestsPerConnection === 3 && !c.http2), 'max_requests_per_connection on an HTTP/1.1 cluster');
     for (const c of m.routing.clusters) {
       const issues = new Issues();
       const back = translateCluster(wire(TYPE.cluster, meshCluster(c, undefined)), new At(issues, `Cluster ${c.name}`));

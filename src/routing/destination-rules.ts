@@ -91,6 +91,8 @@ function makeCluster(ctx: Ctx, entry: HostEntry, hp: HostPort, subset: string | 
     if (pool.http?.maxRetries !== undefined) cb.maxRetries = pool.http.maxRetries;
     if (Object.keys(cb).length > 0) c.circuitBreakers = cb;
     if (pool.tcp?.connectTimeoutMs !== undefined) c.connectTimeoutMs = pool.tcp.connectTimeoutMs;
+    // Istio: 0 means unlimited.
+    if (pool.http?.maxRequestsPerConnection) c.maxRequestsPerConnection = pool.http.maxRequestsPerConnection;
     if (pool.http?.h2UpgradePolicy === 'UPGRADE' && (hp.protocol === 'http' || hp.protocol === 'unknown')) c.http2 = true;
   }
   const od = policy.outlierDetection;

@@ -168,6 +168,8 @@ export interface ClusterSpec {
   outlierDetection?: OutlierDetection;
   circuitBreakers?: CircuitBreakers;
   connectTimeoutMs?: number;
+  /** Requests (HTTP/1.1) or streams (HTTP/2) one upstream connection carries before it is closed (Envoy max_requests_per_connection); absent: unlimited. */
+  maxRequestsPerConnection?: number;
   tls?: { mode: TlsMode; sni?: string; subjectAltNames?: string[] };
   http2: boolean;
   protocol: AppProtocol;

@@ -230,13 +230,13 @@ export function cluster(c: ClusterSpec, transportSocket?: Obj): Obj {
     }
     out.outlier_detection = od;
   }
-  if (c.http2) {
-    out.typed_extension_protocol_options = {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
-      },
+  if (c.http2 || c.maxRequestsPerConnection !== undefined) {
+    const opts: Obj = {
+      '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+      explicit_http_config: c.http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
     };
+    if (c.maxRequestsPerConnection !== undefined) opts.common_http_protocol_options = { max_requests_per_connection: { value: c.maxRequestsPerConnection } };
+    out.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': opts };
   }
   return out;
 }

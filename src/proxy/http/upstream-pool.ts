@@ -1,13 +1,16 @@
-// Upstream connections, pooled per host and source address: an HTTP/1.1 keep-alive agent, and HTTP/2 sessions that
+// Upstream connections, pooled per host and source address: an HTTP/1.1 keep-alive agent (at most max_connections
+// sockets; further requests wait in the agent's queue, bounded by the pending-request breaker), and HTTP/2 sessions that
 // respect the peer's SETTINGS_MAX_CONCURRENT_STREAMS, open another session when full, leave on GOAWAY, and queue
-// requests (bounded by the pending-request breaker) while connecting. Connections count against the cluster's
-// connection breaker; TLS options (mesh mTLS) come from the ClusterManager for every new connection.
+// requests (bounded by the pending-request breaker) while connecting. A connection carries at most the cluster's
+// max_requests_per_connection requests (HTTP/1.1) or streams (HTTP/2), then closes. Connections count against the
+// cluster's connection breaker; TLS options (mesh mTLS) come from the ClusterManager for every new connection.
 import http, { type ClientRequestArgs } from 'node:http';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { ClusterManager, UpstreamCluster, UpstreamHost } from '../contracts.ts';
+import { DEFAULT_CIRCUIT_BREAKERS } from '../upstream/circuit-breaker.ts';
 
 export type FailureKind = 'connect-failure' | 'refused-stream' | 'reset' | 'overflow' | 'timeout';
 
@@ -39,6 +42,8 @@ export interface H2Conn {
   ready: boolean;
   connected: boolean;
   draining: boolean;
+  /** Streams opened on this session so far (for max_requests_per_connection). */
+  served: number;
   lastError: string | undefined;
 }
 
@@ -83,12 +88,57 @@ function connectSocket(hp: HostPool, tlsOpts: tls.ConnectionOptions | undefined,
   return sock;
 }
 
+/** Sockets per HTTP/1.1 agent: the cluster's connection limit (Envoy's default 1024), so that further requests queue. */
+function socketLimit(cluster: UpstreamCluster): number {
+  return cluster.spec.circuitBreakers?.maxConnections ?? DEFAULT_CIRCUIT_BREAKERS.maxConnections;
+}
+
+/** Requests each HTTP/1.1 socket has been given, for max_requests_per_connection. */
+const socketRequests = new WeakMap<object, number>();
+
+type AddRequest = (req: http.ClientRequest, options: ClientRequestArgs) => void;
+const baseAddRequest = (http.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
+
 class PoolAgent extends http.Agent {
   constructor(
     private readonly pool: UpstreamPool,
     private readonly hp: HostPool,
   ) {
-    super({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo', timeout: IDLE_TIMEOUT_MS });
+    super({ keepAlive: true, maxSockets: socketLimit(hp.cluster), maxFreeSockets: 256, scheduling: 'lifo', timeout: IDLE_TIMEOUT_MS });
+  }
+
+  /**
+   * Node's Agent hook for every request. A request the agent queues (every socket busy, no room for another) is a
+   * pending request: over the pending-request limit it fails at once with an overflow. Each socket counts the
+   * requests it carries; the last one allowed closes it after its response instead of returning it to the pool.
+   */
+  addRequest(req: http.ClientRequest, options: ClientRequestArgs): void {
+    baseAddRequest.call(this, req, options);
+    const cluster = this.hp.cluster;
+    const queue = this.requests[this.getName(options)];
+    if (queue !== undefined && queue[queue.length - 1] === req) {
+      if (!cluster.tryBeginPending()) {
+        queue.pop();
+        (req as unknown as { onSocket(s: undefined, e: Error): void }).onSocket(undefined, new OverflowError('pending request limit reached'));
+        return;
+      }
+      let pending = true;
+      const end = (): void => {
+        if (!pending) return;
+        pending = false;
+        cluster.endPending();
+      };
+      req.once('socket', end);
+      req.once('close', end);
+    }
+    const max = cluster.spec.maxRequestsPerConnection;
+    if (max !== undefined) {
+      req.once('socket', (s: net.Socket) => {
+        const n = (socketRequests.get(s) ?? 0) + 1;
+        socketRequests.set(s, n);
+        if (n >= max) req.shouldKeepAlive = false;
+      });
+    }
   }
 
   override createConnection(_options: ClientRequestArgs, cb?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
@@ -130,6 +180,7 @@ export class UpstreamPool {
       byLocal.set(key, hp);
     } else if (hp.cluster !== cluster) {
       hp.cluster = cluster; // a config update: new connections follow the new cluster's settings
+      if (hp.agent) hp.agent.maxSockets = socketLimit(cluster);
     }
     return hp;
   }
@@ -150,7 +201,7 @@ export class UpstreamPool {
     if (this.closed) return w.done(undefined, { kind: 'overflow', message: 'proxy closing' });
     const conn = freeConn(hp);
     if (conn) {
-      conn.active++;
+      take(conn);
       return w.done(conn, undefined);
     }
     if (!cluster.tryBeginPending()) return w.done(undefined, { kind: 'overflow', message: 'pending request limit reached' });
@@ -161,8 +212,8 @@ export class UpstreamPool {
   /** A stream on `conn` ended: its slot goes to a waiting request. */
   releaseH2(conn: H2Conn): void {
     conn.active--;
+    if (conn.draining && conn.active === 0) conn.session.close();
     if (conn.pool.queue.length > 0) this.serveQueue(conn.pool);
-    else if (conn.draining && conn.active === 0) conn.session.close();
   }
 
   private serveQueue(hp: HostPool): void {
@@ -178,16 +229,17 @@ export class UpstreamPool {
       if (!conn) break;
       q.shift();
       hp.cluster.endPending();
-      conn.active++;
+      take(conn);
       w.done(conn, undefined);
     }
     if (q.length === 0) return;
     // Room promised by sessions still connecting; open another when the queue outgrows it.
     let promised = 0;
-    for (const c of hp.h2) if (!c.ready && !c.draining) promised += ASSUMED_STREAMS;
+    const max = hp.cluster.spec.maxRequestsPerConnection ?? ASSUMED_STREAMS;
+    for (const c of hp.h2) if (!c.ready && !c.draining) promised += Math.min(ASSUMED_STREAMS, max - c.served);
     if (q.length > promised) {
       if (hp.cluster.tryBeginConnection(hp.host)) this.connectH2(hp);
-      else if (promised === 0 && !hp.h2.some((c) => !c.draining)) this.failQueue(hp, { kind: 'overflow', message: 'upstream connection limit reached' });
+      else if (promised === 0 && hp.h2.length === 0) this.failQueue(hp, { kind: 'overflow', message: 'upstream connection limit reached' });
     }
   }
 
@@ -212,7 +264,7 @@ export class UpstreamPool {
       createConnection: () => connectSocket(hp, t.opts, 'h2'),
       settings: { enablePush: false, initialWindowSize: H2_STREAM_WINDOW },
     });
-    const conn: H2Conn = { session, pool: hp, active: 0, max: ASSUMED_STREAMS, ready: false, connected: false, draining: false, lastError: undefined };
+    const conn: H2Conn = { session, pool: hp, active: 0, max: ASSUMED_STREAMS, ready: false, connected: false, draining: false, served: 0, lastError: undefined };
     hp.h2.push(conn);
     this.sessions.add(session);
     session.on('connect', () => {
@@ -261,6 +313,14 @@ export class UpstreamPool {
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
   }
+}
+
+/** A stream slot on `conn` is taken; the session's last allowed stream (max_requests_per_connection) drains it. */
+function take(conn: H2Conn): void {
+  conn.active++;
+  conn.served++;
+  const max = conn.pool.cluster.spec.maxRequestsPerConnection;
+  if (max !== undefined && conn.served >= max) conn.draining = true;
 }
 
 function freeConn(hp: HostPool): H2Conn | undefined {
