@@ -3,7 +3,7 @@ import type { Checker, Json } from './checker.ts';
 import type { FieldPath, Origin } from './kinds.ts';
 import type { ConsistentHashLb, DestinationRule, IstioTrafficPolicy, SimpleLb } from './kinds-traffic.ts';
 import { dnsLabelProblem, labelMap, objectMeta } from './validate-common.ts';
-import { duration, hostProblem, oneOf, portSelector, stringList } from './validate-traffic-common.ts';
+import { duration, hostProblem, notImplemented, oneOf, portSelector, stringList } from './validate-traffic-common.ts';
 
 const SIMPLE: readonly SimpleLb[] = ['UNSPECIFIED', 'LEAST_CONN', 'RANDOM', 'PASSTHROUGH', 'ROUND_ROBIN', 'LEAST_REQUEST'];
 const TLS_MODES = ['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] as const;
@@ -15,6 +15,10 @@ export function readDestinationRule(c: Checker, obj: Json, origin: Origin): Dest
   c.knownFields(obj, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
   const spec = c.object(obj.spec, ['spec'], true) ?? {};
   c.knownFields(spec, ['spec'], ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector']);
+  notImplemented(c, spec, ['spec'], {
+    exportTo: 'the rule is visible in every namespace',
+    workloadSelector: 'the rule applies to every client workload',
+  });
   const host = c.string(spec.host, ['spec', 'host'], true) ?? '';
   if (host !== '') {
     const p = hostProblem(host);
@@ -50,11 +54,17 @@ function trafficPolicy(c: Checker, v: unknown, path: FieldPath, withPorts: boole
   if (!o) return undefined;
   const fields = ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'tunnel', 'proxyProtocol'];
   c.knownFields(o, path, withPorts ? [...fields, 'portLevelSettings'] : ['port', ...fields]);
+  notImplemented(c, o, path, { tunnel: 'traffic is not tunnelled', proxyProtocol: 'no PROXY protocol header is sent' });
   const out: IstioTrafficPolicy = { portLevelSettings: [] };
   const lb = c.object(o.loadBalancer, [...path, 'loadBalancer']);
   if (lb) {
     const lp = [...path, 'loadBalancer'];
     c.knownFields(lb, lp, ['simple', 'consistentHash', 'localityLbSetting', 'warmupDurationSecs', 'warmup']);
+    notImplemented(c, lb, lp, {
+      localityLbSetting: 'endpoints are balanced by their locality weights only, with no failover or distribution rules',
+      warmupDurationSecs: 'new endpoints get their full share at once',
+      warmup: 'new endpoints get their full share at once',
+    });
     c.exclusive(lb, lp, ['simple', 'consistentHash'], 'may not be combined with simple (set only one of simple, consistentHash)');
     out.loadBalancer = {};
     const simple = oneOf(c, lb.simple, [...lp, 'simple'], SIMPLE);
@@ -70,6 +80,11 @@ function trafficPolicy(c: Checker, v: unknown, path: FieldPath, withPorts: boole
     const tcp = c.object(cp.tcp, [...pp, 'tcp']);
     if (tcp) {
       c.knownFields(tcp, [...pp, 'tcp'], ['maxConnections', 'connectTimeout', 'tcpKeepalive', 'maxConnectionDuration', 'idleTimeout']);
+      notImplemented(c, tcp, [...pp, 'tcp'], {
+        tcpKeepalive: 'upstream sockets use the system keepalive settings',
+        maxConnectionDuration: 'upstream connections have no maximum lifetime',
+        idleTimeout: 'idle upstream connections close after 60s',
+      });
       out.connectionPool.tcp = {};
       const mc = c.integer(tcp.maxConnections, [...pp, 'tcp', 'maxConnections'], 1, INT32);
       if (mc !== undefined) out.connectionPool.tcp.maxConnections = mc;
@@ -80,6 +95,11 @@ function trafficPolicy(c: Checker, v: unknown, path: FieldPath, withPorts: boole
     if (http) {
       const hp = [...pp, 'http'];
       c.knownFields(http, hp, ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'idleTimeout', 'h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams']);
+      notImplemented(c, http, hp, {
+        idleTimeout: 'idle upstream connections close after 60s',
+        useClientProtocol: "the upstream protocol follows the Service port's protocol (or h2UpgradePolicy)",
+        maxConcurrentStreams: "an HTTP/2 upstream session carries as many streams as the server's SETTINGS allow",
+      });
       const h: NonNullable<NonNullable<IstioTrafficPolicy['connectionPool']>['http']> = {};
       for (const f of ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries'] as const) {
         const n = c.integer(http[f], [...hp, f], f === 'maxRetries' || f === 'maxRequestsPerConnection' ? 0 : 1, INT32);
@@ -94,6 +114,12 @@ function trafficPolicy(c: Checker, v: unknown, path: FieldPath, withPorts: boole
   if (od) {
     const op = [...path, 'outlierDetection'];
     c.knownFields(od, op, ['consecutiveErrors', 'consecutive5xxErrors', 'consecutiveGatewayErrors', 'consecutiveLocalOriginFailures', 'splitExternalLocalOriginErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent', 'minHealthPercent']);
+    notImplemented(c, od, op, {
+      consecutiveErrors: 'deprecated by Istio; set consecutive5xxErrors or consecutiveGatewayErrors',
+      consecutiveLocalOriginFailures: 'local-origin failures count as gateway errors',
+      splitExternalLocalOriginErrors: 'local-origin failures count as gateway errors',
+      minHealthPercent: 'ejection stays on however few hosts are healthy (bounded by maxEjectionPercent)',
+    });
     const d: NonNullable<IstioTrafficPolicy['outlierDetection']> = {};
     for (const f of ['consecutive5xxErrors', 'consecutiveGatewayErrors'] as const) {
       const n = c.integer(od[f], [...op, f], 0, INT32);
@@ -111,6 +137,15 @@ function trafficPolicy(c: Checker, v: unknown, path: FieldPath, withPorts: boole
   if (tls) {
     const tp = [...path, 'tls'];
     c.knownFields(tls, tp, ['mode', 'clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'subjectAltNames', 'sni', 'insecureSkipVerify', 'caCrl']);
+    const noClientCert = 'no client certificate is presented (MUTUAL works as SIMPLE)';
+    notImplemented(c, tls, tp, {
+      clientCertificate: noClientCert,
+      privateKey: noClientCert,
+      credentialName: noClientCert,
+      caCertificates: "the server's certificate is verified against the system roots",
+      caCrl: 'no revocation list is checked',
+      insecureSkipVerify: "the server's certificate is still verified (fail closed)",
+    });
     const mode = oneOf(c, tls.mode, [...tp, 'mode'], TLS_MODES) ?? 'DISABLE';
     const t: NonNullable<IstioTrafficPolicy['tls']> = { mode };
     const sni = c.string(tls.sni, [...tp, 'sni']);
@@ -145,6 +180,7 @@ function consistentHash(c: Checker, v: unknown, path: FieldPath): ConsistentHash
   const o = c.object(v, path);
   if (!o) return undefined;
   c.knownFields(o, path, ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName', 'ringHash', 'maglev', 'minimumRingSize']);
+  notImplemented(c, o, path, { maglev: 'a ring hash is used' });
   c.exclusive(o, path, ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'], 'set only one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName');
   const out: ConsistentHashLb = {};
   const h = c.string(o.httpHeaderName, [...path, 'httpHeaderName']);

@@ -190,3 +190,14 @@ export function oneOf<T extends string>(c: Checker, v: unknown, path: FieldPath,
 export function json(v: unknown): Json | undefined {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
 }
+
+/**
+ * Istio fields Trellis accepts but does not implement: each one present gets a located `not-implemented` warning that
+ * says what happens instead, so no setting is dropped silently. `notes` maps a field to that consequence.
+ */
+export function notImplemented(c: Checker, o: Json, path: FieldPath, notes: Readonly<Record<string, string>>): void {
+  for (const [f, note] of Object.entries(notes)) {
+    if (o[f] === undefined || o[f] === null) continue;
+    c.warn([...path, f], `${f} is not implemented by Trellis and is ignored: ${note}`, 'not-implemented');
+  }
+}

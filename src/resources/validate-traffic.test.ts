@@ -341,3 +341,47 @@ metadata: {name: v}
     assert.match(regexProblem('[a-') ?? '', /^"\[a-" is not a valid regular expression/);
   });
 });
+
+describe('Istio fields Trellis does not implement', () => {
+  it('warns at each one, naming the field and what happens instead', () => {
+    const r = load(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: shop}
+spec:
+  host: api
+  exportTo: ["."]
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 4, tcpKeepalive: {time: 10s}}
+      http: {maxRequestsPerConnection: 2, idleTimeout: 5s}
+    outlierDetection: {consecutive5xxErrors: 3, minHealthPercent: 50}
+    tls: {mode: SIMPLE, caCertificates: /etc/ca.pem}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api]
+  http:
+  - route:
+    - destination: {host: api}
+      headers: {request: {set: {x-a: b}}}
+    corsPolicy: {allowOrigins: [{exact: "https://a.example"}]}
+    retries: {attempts: 2, retryRemoteLocalities: true}
+`);
+    const warned = r.diagnostics.filter((d) => d.code === 'not-implemented').map((d) => `${d.location.line}:${d.field}`);
+    assert.deepEqual(warned, [
+      '6:spec.exportTo',
+      '9:spec.trafficPolicy.connectionPool.tcp.tcpKeepalive',
+      '10:spec.trafficPolicy.connectionPool.http.idleTimeout',
+      '11:spec.trafficPolicy.outlierDetection.minHealthPercent',
+      '12:spec.trafficPolicy.tls.caCertificates',
+      '22:spec.http[0].route[0].headers',
+      '23:spec.http[0].corsPolicy',
+      '24:spec.http[0].retries.retryRemoteLocalities',
+    ]);
+    assert.equal(r.diagnostics.filter((d) => d.severity === 'error').length, 0);
+    // The implemented ones load without a word.
+    assert.ok(!r.lines.some((l) => /maxConnections|maxRequestsPerConnection|consecutive5xxErrors/.test(l)), r.lines.join('\n'));
+  });
+});

@@ -4,7 +4,7 @@ import type { FieldPath, Origin } from './kinds.ts';
 import type { IstioFault, IstioHttpMatch, IstioHttpRoute, IstioL4Match, IstioL4Route, IstioRouteDestination, VirtualService } from './kinds-traffic.ts';
 import { isCidrError, parseCidr } from './net.ts';
 import { labelMap, objectMeta } from './validate-common.ts';
-import { duration, hostList, istioDestination, istioHeaders, percentage, stringList, stringMatch } from './validate-traffic-common.ts';
+import { duration, hostList, istioDestination, istioHeaders, notImplemented, percentage, stringList, stringMatch } from './validate-traffic-common.ts';
 
 /** gRPC status names Istio accepts for abort.grpcStatus, with their codes. */
 export const GRPC_STATUS: Record<string, number> = {
@@ -21,6 +21,7 @@ export function readVirtualService(c: Checker, obj: Json, origin: Origin): Virtu
   c.knownFields(obj, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
   const spec = c.object(obj.spec, ['spec'], true) ?? {};
   c.knownFields(spec, ['spec'], ['hosts', 'gateways', 'http', 'tcp', 'tls', 'exportTo']);
+  notImplemented(c, spec, ['spec'], { exportTo: 'the routes are visible in every namespace' });
   const out: VirtualService['spec'] = { hosts: hostList(c, spec.hosts, ['spec', 'hosts'], true), http: [], tcp: [], tls: [] };
   if (spec.gateways !== undefined && spec.gateways !== null) out.gateways = stringList(c, spec.gateways, ['spec', 'gateways']);
   if (spec.exportTo !== undefined && spec.exportTo !== null) out.exportTo = stringList(c, spec.exportTo, ['spec', 'exportTo']);
@@ -50,6 +51,7 @@ function httpRoute(c: Checker, v: unknown, path: FieldPath): IstioHttpRoute | un
   const o = c.object(v, path, true);
   if (!o) return undefined;
   c.knownFields(o, path, HTTP_ROUTE_FIELDS);
+  notImplemented(c, o, path, { corsPolicy: 'CORS requests and preflights go to the destination unchanged' });
   const out: IstioHttpRoute = { match: [], route: [], path };
   const name = c.string(o.name, [...path, 'name']);
   if (name) out.name = name;
@@ -68,6 +70,7 @@ function httpRoute(c: Checker, v: unknown, path: FieldPath): IstioHttpRoute | un
   if (redirect) {
     const rp = [...path, 'redirect'];
     c.knownFields(redirect, rp, ['uri', 'authority', 'port', 'scheme', 'redirectCode', 'derivePort']);
+    notImplemented(c, redirect, rp, { derivePort: 'the redirect keeps the port given in port, or none' });
     const r: NonNullable<IstioHttpRoute['redirect']> = { redirectCode: c.integer(redirect.redirectCode, [...rp, 'redirectCode'], 300, 399) ?? 301 };
     for (const f of ['uri', 'authority', 'scheme'] as const) {
       const s = c.string(redirect[f], [...rp, f]);
@@ -108,6 +111,7 @@ function httpRoute(c: Checker, v: unknown, path: FieldPath): IstioHttpRoute | un
   if (retries) {
     const rp = [...path, 'retries'];
     c.knownFields(retries, rp, ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities']);
+    notImplemented(c, retries, rp, { retryRemoteLocalities: 'retries may go to any locality' });
     out.retries = { attempts: c.integer(retries.attempts, [...rp, 'attempts'], 0, 1000) ?? 0 };
     const ptt = duration(c, retries.perTryTimeout, [...rp, 'perTryTimeout']);
     if (ptt !== undefined) out.retries.perTryTimeoutMs = ptt;
@@ -185,6 +189,7 @@ function faultInjection(c: Checker, v: unknown, path: FieldPath): IstioFault | u
   if (abort) {
     const ap = [...path, 'abort'];
     c.knownFields(abort, ap, ['httpStatus', 'grpcStatus', 'http2Error', 'percentage']);
+    notImplemented(c, abort, ap, { http2Error: 'the abort answers HTTP 503' });
     c.exclusive(abort, ap, ['httpStatus', 'grpcStatus', 'http2Error'], 'set only one of httpStatus, grpcStatus, http2Error');
     const pct = faultPercent(c, abort, ap);
     const a: NonNullable<IstioFault['abort']> = { percent: pct ?? 0 };
@@ -218,6 +223,7 @@ function destinations(c: Checker, v: unknown, path: FieldPath): IstioRouteDestin
     const o = c.object(d, dp, true);
     if (!o) return;
     c.knownFields(o, dp, ['destination', 'weight', 'headers']);
+    notImplemented(c, o, dp, { headers: "per-destination header operations are not applied; set them on the route's headers" });
     const dest = istioDestination(c, o.destination, [...dp, 'destination']);
     const r: IstioRouteDestination = { destination: dest ?? { host: '', path: [...dp, 'destination'] }, path: dp };
     const w = c.integer(o.weight, [...dp, 'weight'], 0, 100);
@@ -245,6 +251,7 @@ function l4Route(c: Checker, v: unknown, path: FieldPath, kind: 'tcp' | 'tls'): 
     const mo = c.object(m, mp, true);
     if (!mo) return;
     c.knownFields(mo, mp, kind === 'tls' ? ['sniHosts', 'destinationSubnets', 'port', 'sourceLabels', 'gateways', 'sourceNamespace'] : ['destinationSubnets', 'port', 'sourceLabels', 'gateways', 'sourceNamespace', 'sourceSubnet']);
+    notImplemented(c, mo, mp, { sourceSubnet: 'the match applies to every source address' });
     const lm: IstioL4Match = {};
     if (kind === 'tls') lm.sniHosts = hostList(c, mo.sniHosts, [...mp, 'sniHosts'], true);
     if (mo.destinationSubnets !== undefined && mo.destinationSubnets !== null) {
