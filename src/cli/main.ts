@@ -11,6 +11,7 @@ import { runProxy, type ProxyCliOptions } from './proxy-command.ts';
 import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
 import { grpcBootstrap } from '../xds/bootstrap.ts';
 import { runControlPlane, runProxyConfig, runProxyStatus, type ControlPlaneCliOptions } from './control-plane-commands.ts';
+import { runDown, runStatus, runUp, type UpCliOptions } from './up-command.ts';
 
 /** Resolves on SIGINT or SIGTERM. */
 function signalled(): Promise<void> {
@@ -152,6 +153,37 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('-o, --output <fmt>', 'json or yaml', 'json')
     .action(async (node: string, o: { admin: string; output: string }) => {
       code = await runProxyConfig(node, o, io);
+    });
+
+  program
+    .command('up')
+    .description('run the manifests locally: control plane, CA, cluster DNS, a proxy per pod and every container as a process')
+    .addOption(fileOption())
+    .option('--state-dir <dir>', 'where the run keeps its state (addresses, CA, pids, up.json)', '.trellis/up')
+    .option('--isolation <mode>', 'loopback (each pod its own 127.x addresses); netns comes later', 'loopback')
+    .option('--dns-port <n>', 'cluster DNS port on 127.0.0.1 (0 picks one)', '0')
+    .addOption(new Option('--time-scale <f>', 'scale probe periods and restart backoff (tests)').hideHelp())
+    .option('--pod-range <cidr>', 'loopback range for pod addresses (blocks of four)', '127.10.0.0/16')
+    .option('--service-range <cidr>', 'loopback range for Service virtual IPs', '127.96.0.0/16')
+    .action(async (o: UpCliOptions) => {
+      code = await runUp(o, io, signalled());
+    });
+
+  program
+    .command('status')
+    .description('pods, readiness, restarts and Service endpoints of a running trellis up')
+    .option('--state-dir <dir>', 'the state directory of the run', '.trellis/up')
+    .option('-o, --output <fmt>', 'text or json', 'text')
+    .action(async (o: { stateDir: string; output: string }) => {
+      code = await runStatus(o, io);
+    });
+
+  program
+    .command('down')
+    .description('stop a running trellis up and clean up whatever a crashed run left behind')
+    .option('--state-dir <dir>', 'the state directory of the run', '.trellis/up')
+    .action(async (o: { stateDir: string }) => {
+      code = await runDown(o, io);
     });
 
   program

@@ -205,7 +205,7 @@ export class SidecarIndex {
           view.warnings.push(`pod ${sp.pod.key}: no outbound listener on ${addr}: ${taken} uses it (set ${OUTBOUND_IP_ANNOTATION})`);
           continue;
         }
-        const op = this.outboundPort(sp, port, view.routes);
+        const op = this.outboundPort(sp, port, view.routes, view.pods.length === 1);
         const chain = httpFiltersFor(this.envoyFilters, sp.pod, { direction: 'outbound', port }, this.authz.rootNamespace);
         const l = outboundListener(sp.outboundIp, sp.pod.key, sp.ip, op, chain);
         view.listeners.set(l.name as string, l);
@@ -215,14 +215,14 @@ export class SidecarIndex {
     return view;
   }
 
-  private outboundPort(sp: ServedPod, port: number, routes: Map<string, Obj>): OutboundPort {
+  private outboundPort(sp: ServedPod, port: number, routes: Map<string, Obj>, ownAddress = false): OutboundPort {
     const ls = this.byPort.get(port) ?? [];
     const http = ls.filter((l) => isHttpLike(l.protocol));
     // A plain TCP port cannot tell Services apart: the first by name is served, the others are shadowed.
     const tcp = ls.filter((l) => l.tcpCluster !== undefined);
     const out: OutboundPort = { port, protocol: http.length === 0 ? 'tcp' : tcp.length === 0 ? 'http' : 'auto' };
     if (http.length > 0) {
-      const rc = this.outboundRoute(sp.pod, port, http);
+      const rc = this.outboundRoute(sp.pod, port, http, ownAddress ? sp.outboundIp : undefined);
       routes.set(rc.name as string, rc);
       out.routeConfig = rc.name as string;
     }
@@ -236,8 +236,12 @@ export class SidecarIndex {
     return out;
   }
 
-  /** `outbound|<port>|<ns>`: the virtual hosts of every HTTP Service listener on the port, as `pod` sees them. */
-  private outboundRoute(pod: ModelPod, port: number, ls: readonly ServiceListener[]): Obj {
+  /**
+   * `outbound|<port>|<ns>`: the virtual hosts of every HTTP Service listener on the port, as `pod` sees them. With
+   * `outboundIp` (a sidecar's own outbound address), the first Service by name on the port also answers to that
+   * address as Host (`<ip>`, `<ip>:<port>`): apps that call `$<SVC>_SERVICE_HOST:$<SVC>_SERVICE_PORT` in loopback mode.
+   */
+  private outboundRoute(pod: ModelPod, port: number, ls: readonly ServiceListener[], outboundIp?: string): Obj {
     let bits = '';
     const claimed = new Set<string>();
     const virtualHosts: Obj[] = [];
@@ -249,6 +253,7 @@ export class SidecarIndex {
       const local = new Set(l.namespaceLocalAliases);
       const ip = l.host.startsWith(`${l.service}.${l.namespace}.svc.`) ? this.clusterIps.get(`${l.namespace}/${l.service}`) : undefined;
       const extra = ip ? [ip, `${ip.includes(':') ? `[${ip}]` : ip}:${l.port}`] : [];
+      if (outboundIp !== undefined) extra.push(outboundIp, `${outboundIp.includes(':') ? `[${outboundIp}]` : outboundIp}:${l.port}`);
       for (const vh of proxyRouteConfiguration(rc, accepts).virtual_hosts as Obj[]) {
         // Envoy refuses a domain in two virtual hosts of one route configuration: the first listener by name keeps it.
         const domains = [...(vh.domains as string[]), ...extra].filter((d) => (l.namespace === pod.namespace || !local.has(d)) && !claimed.has(d));
