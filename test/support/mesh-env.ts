@@ -24,6 +24,8 @@ export interface MeshPodSpec {
   ports?: { port: number; name?: string; protocol?: 'TCP' | 'UDP' }[];
   /** Run a proxy for this pod (default true). */
   proxy?: boolean;
+  /** spec.nodeName: the pod runs on this node (a per-node proxy from startNodeProxy() serves it; give proxy: false). */
+  nodeName?: string;
 }
 
 export interface MeshPod {
@@ -71,7 +73,7 @@ metadata:
   labels: {${labels}}
   annotations: {trellis.dev/app-ip: ${p.appIp}, trellis.dev/outbound-ip: ${p.outboundIp}}
 spec:
-  serviceAccountName: ${p.serviceAccount}
+  serviceAccountName: ${p.serviceAccount}${spec.nodeName ? `\n  nodeName: ${spec.nodeName}` : ''}
   containers: [{name: main, image: app, ports: [${ports}]}]
 status: {podIP: ${p.podIp}}
 `;
@@ -142,12 +144,30 @@ export class MeshEnv {
   async startProxy(name: string): Promise<ProxyProcess> {
     const p = this.pod(name);
     const token = this.cp.tokens.issue({ namespace: p.namespace, serviceAccount: p.serviceAccount });
+    return this.launch(name, p, ['--node', p.key, '--ip', p.podIp], token, `proxy-${p.namespace}-${p.name}`);
+  }
+
+  /**
+   * Starts one per-node proxy (`trellis proxy --mode node --node node~<IP>~<node>~trellis`) for every pod whose
+   * spec says `nodeName` (give those pods `proxy: false`), and waits for its /ready. The node's address is
+   * 127.S.4.<index>; its certificate is for service account `trellis-node` in `trellis-system`. The proxy is known
+   * to flows(), metrics(), stopProxy() as `node/<nodeName>`.
+   */
+  async startNodeProxy(nodeName: string, index = 1): Promise<ProxyProcess> {
+    const name = `node/${nodeName}`;
+    const ip = `127.${this.opts.subnet}.4.${index}`;
+    const node: MeshPod = { name: nodeName, namespace: 'trellis-system', key: name, serviceAccount: 'trellis-node', podIp: ip, appIp: ip, outboundIp: ip, labels: {} };
+    const token = this.cp.tokens.issue({ namespace: node.namespace, serviceAccount: node.serviceAccount });
+    return this.launch(name, node, ['--mode', 'node', '--node', `node~${ip}~${nodeName}~trellis`], token, `node-${nodeName}`);
+  }
+
+  private async launch(name: string, p: MeshPod, who: string[], token: string, stateDir: string): Promise<ProxyProcess> {
     const args = [
       '--import', 'tsx', CLI, 'proxy',
       '--xds', `127.0.0.1:${this.cp.xdsPort}`,
-      '--node', p.key, '--ip', p.podIp,
+      ...who,
       '--token', token, '--ca', this.cp.caTarget ?? '', '--ca-bundle', join(this.dir, 'cp', 'root-cert.pem'),
-      '--state-dir', join(this.dir, `proxy-${p.namespace}-${p.name}`),
+      '--state-dir', join(this.dir, stateDir),
       '--admin-port', '0', '--xds-protocol', this.opts.xdsProtocol ?? 'delta', '--drain-seconds', '1',
       ...(typeof this.opts.proxyArgs === 'function' ? this.opts.proxyArgs(p) : (this.opts.proxyArgs ?? [])),
     ];
