@@ -69,7 +69,8 @@ export async function runUp(o: UpCliOptions, io: Io, untilStopped: Promise<void>
   if (!Number.isInteger(dnsPort) || dnsPort < 0 || dnsPort > 65535) throw new CliError('usage', `--dns-port ${o.dnsPort}: expected 0-65535`);
   const timeScale = o.timeScale === undefined ? 1 : Number(o.timeScale);
   if (!(timeScale > 0 && timeScale <= 1)) throw new CliError('usage', `--time-scale ${o.timeScale ?? ''}: expected a number in (0, 1]`);
-  const logger = pino({ name: 'trellis-control-plane', level: 'warn' }, pino.destination(2));
+  // Warnings are printed once, below; the control plane logs only errors (it reloads as readiness changes).
+  const logger = pino({ name: 'trellis-control-plane', level: 'error' }, pino.destination(2));
   let rt: LocalRuntime;
   try {
     rt = await LocalRuntime.start({

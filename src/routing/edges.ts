@@ -29,6 +29,9 @@ export function addServiceEdges(ctx: Ctx): void {
         nodePort = allocate(`${s.metadata.namespace ?? ''}/${s.metadata.name}/${p.port}`, used);
         used.add(nodePort);
       } else if (ctx.edges.has(`nodeport/${nodePort}`)) {
+        // Kubernetes lets one Service use a nodePort for TCP and UDP alike (a DNS port): both map to one listener.
+        const same = ctx.edges.get(`nodeport/${nodePort}`);
+        if (same && same.routeConfig === listener.routeConfig && same.tcpCluster === listener.tcpCluster && s.spec.ports.some((q, j) => j < i && q.port === p.port && q.nodePort === nodePort)) return;
         report(ctx, 'error', 'port-conflict', s, ['spec', 'ports', i, 'nodePort'], `nodePort ${nodePort} is already used by ${ctx.edges.get(`nodeport/${nodePort}`)?.routeConfig ?? 'another Service'}`);
         return;
       }

@@ -6,12 +6,11 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ControlPlane } from '../control-plane/control-plane.ts';
-import { resolveJwksFiles } from '../control-plane/jwks-files.ts';
 import { listManifestFiles, readManifestFiles } from '../control-plane/manifest-files.ts';
+import { compileMeshConfig } from '../control-plane/mesh-config.ts';
 import { buildCluster, type Cluster } from '../model/cluster.ts';
 import { hasErrors, type Diagnostic } from '../resources/diagnostics.ts';
 import type { Resource, Service } from '../resources/kinds.ts';
-import { loadManifests } from '../resources/load.ts';
 import { AddressPlan } from './address-plan.ts';
 import { ClusterDnsServer } from './cluster-dns.ts';
 import { ClusterDnsTable } from './cluster-dns-table.ts';
@@ -47,10 +46,10 @@ function load(paths: readonly string[]): { resources: Resource[]; sources: Retur
     return { resources: [], sources: [], diagnostics };
   }
   const sources = readManifestFiles(files);
-  const loaded = loadManifests(sources);
-  if (hasErrors(loaded.diagnostics)) return { resources: loaded.resources, sources, diagnostics: loaded.diagnostics };
-  const jwks = resolveJwksFiles(loaded.resources);
-  return { resources: jwks.resources, sources, diagnostics: [...loaded.diagnostics, ...jwks.diagnostics] };
+  // The control plane's own compile: what it would refuse is refused here, located in the user's files.
+  const result = compileMeshConfig(sources);
+  if (!result.ok) return { resources: [], sources, diagnostics: result.diagnostics };
+  return { resources: result.config.resources, sources, diagnostics: result.config.warnings };
 }
 
 export class LocalRuntime {
@@ -120,7 +119,11 @@ export class LocalRuntime {
     for (const f of manifestsWithoutPods(this.sources)) writeFileSync(join(this.manifestsDir, f.name), f.text);
     this.writePodsFile();
     this.cp = new ControlPlane({ paths: [this.manifestsDir], stateDir: join(this.opts.stateDir, 'cp'), xdsPort: 0, caPort: 0, adminPort: 0, debounceMs: 50, logger: this.opts.logger });
-    await this.cp.start();
+    try {
+      await this.cp.start();
+    } catch (e) {
+      throw new RuntimeError('INVALID_ARGUMENT', `the control plane did not start: ${(e as Error).message}`, { cause: e });
+    }
     try {
       this.rebuildDns();
       this.dns = await ClusterDnsServer.start({ host: this.opts.dnsHost ?? '127.0.0.1', port: this.opts.dnsPort ?? 0, resolver: (name, qtype, ip) => this.resolveDns(name, qtype, ip) });
@@ -243,7 +246,7 @@ function serviceStatuses(services: readonly Service[], pods: readonly UpPod[]): 
         if (m.namespace !== ns || !Object.entries(sel).every(([k, v]) => m.labels[k] === v)) continue;
         for (const sp of svc.spec.ports) {
           const port = typeof sp.targetPort === 'number' ? sp.targetPort : m.ports.find((c) => c.name === sp.targetPort)?.containerPort;
-          if (port !== undefined) endpoints.push({ pod: m.key, address: `${p.lp.addresses.podIp}:${port}`, ready: p.ready });
+          if (port !== undefined && !endpoints.some((e) => e.address === `${p.lp.addresses.podIp}:${port}`)) endpoints.push({ pod: m.key, address: `${p.lp.addresses.podIp}:${port}`, ready: p.ready });
         }
       }
     }

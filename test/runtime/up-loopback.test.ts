@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Flow } from '../../src/observe/flow.ts';
 import type { UpState } from '../../src/runtime/up-state.ts';
+import { queryUdp } from '../examples/dns-client.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'src/cli/trellis.ts');
@@ -104,20 +105,42 @@ function trellis(args: string[]): { code: number | null; out: string; err: strin
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+/** Whether the process runs: a zombie (exited, waiting for its new parent, PID 1, to reap it) does not. */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
 }
 
-describe('trellis up (loopback)', { timeout: 120_000 }, () => {
+function readState(stateDir: string): UpState | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, 'up.json'), 'utf8')) as UpState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls up.json until every pod is ready (proxy and containers). */
+async function waitAllReady(stateDir: string, child: ChildProcess, logs: () => string, pods: number): Promise<UpState> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const state = readState(stateDir);
+    if (state && state.pods.length === pods && state.pods.every((p) => p.ready)) return state;
+    assert.ok(Date.now() < deadline, `pods not ready in 60 s:\n${JSON.stringify(state?.pods, null, 1)}\n${logs().slice(-4000)}`);
+    assert.equal(child.exitCode, null, `up exited:\n${logs().slice(-4000)}`);
+    await sleep(200);
+  }
+}
+
+describe('trellis up (loopback)', { timeout: 150_000 }, () => {
   let dir: string;
   let stateDir: string;
   let up: ChildProcess | undefined;
   let out = '';
+  let firstIps: string[] = [];
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'trellis-up-'));
@@ -155,20 +178,9 @@ describe('trellis up (loopback)', { timeout: 120_000 }, () => {
     up.stderr?.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-50_000)));
 
     // Every pod becomes ready (its proxy and its containers).
-    let state: UpState | undefined;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        state = JSON.parse(readFileSync(join(stateDir, 'up.json'), 'utf8')) as UpState;
-      } catch {
-        state = undefined;
-      }
-      if (state && state.pods.length === 2 && state.pods.every((p) => p.ready)) break;
-      assert.ok(Date.now() < deadline, `pods not ready in 60 s:\n${JSON.stringify(state?.pods, null, 1)}\n${out.slice(-3000)}\n${err.slice(-3000)}`);
-      assert.equal(up.exitCode, null, `up exited:\n${err}`);
-      await sleep(200);
-    }
-    assert.match(out, /cluster DNS\s+127\.0\.0\.1:\d+/);
+    const state = await waitAllReady(stateDir, up, () => out + err, 2);
+    const dns = /cluster DNS\s+127\.0\.0\.1:(\d+)/.exec(out);
+    assert.ok(dns, out.slice(0, 2000));
     const server = state.pods.find((p) => p.key.startsWith('demo/server-'));
     const client = state.pods.find((p) => p.key.startsWith('demo/client-'));
     assert.ok(server && client);
@@ -195,6 +207,12 @@ describe('trellis up (loopback)', { timeout: 120_000 }, () => {
     const outbound = (await flowsAt(client.proxy.admin)).find((f) => f.Type === 'L7' && f.l7?.http?.url.includes('/hello') === true && (f.source.pod_name === serverName || f.destination.pod_name === serverName));
     assert.ok(outbound, 'an L7 flow for /hello at the client proxy naming the server pod');
 
+    // Cluster DNS answers the Service name (a client that is no pod gets the Service's virtual IP).
+    const answer = await queryUdp('127.0.0.1', Number(dns[1]), 'server.demo.svc.cluster.local', 'A');
+    assert.equal(answer.rcode, 0);
+    assert.match(answer.answers[0]?.data ?? '', /^127\.78\./);
+    firstIps = state.pods.map((p) => `${p.key} ${p.podIp}`).sort();
+
     // status: pods, readiness and the Service's endpoint.
     const st = trellis(['status', '--state-dir', stateDir]);
     assert.equal(st.code, 0, st.err);
@@ -213,5 +231,26 @@ describe('trellis up (loopback)', { timeout: 120_000 }, () => {
     for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} still runs`);
     assert.equal(existsSync(join(stateDir, 'up.json')), false);
     assert.equal(trellis(['status', '--state-dir', stateDir]).code, 1);
+  });
+
+  it('after a SIGKILL of up, its pods keep running until trellis down removes them; a new run keeps the addresses', async () => {
+    let logs = '';
+    up = spawn(process.execPath, ['--import', 'tsx', CLI, 'up', '-f', join(dir, 'mesh.yaml'), '--state-dir', stateDir, ...RANGES], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout?.setEncoding('utf8').on('data', (d: string) => (logs = (logs + d).slice(-100_000)));
+    up.stderr?.setEncoding('utf8').on('data', (d: string) => (logs = (logs + d).slice(-100_000)));
+    const state = await waitAllReady(stateDir, up, () => logs, 2);
+    assert.deepEqual(state.pods.map((p) => `${p.key} ${p.podIp}`).sort(), firstIps);
+    const pids = state.pods.flatMap((p) => [p.proxy.pid, ...p.containers.map((c) => c.pid)]).filter((p): p is number => typeof p === 'number');
+    assert.equal(pids.length, 4);
+    const exited = once(up, 'exit');
+    up.kill('SIGKILL');
+    await exited;
+    // Orphans: the pods run in their own process groups, so they outlive a killed up.
+    for (const pid of pids) assert.equal(alive(pid), true, `pid ${pid} should still run after the SIGKILL`);
+    const down = trellis(['down', '--state-dir', stateDir]);
+    assert.equal(down.code, 0, down.err);
+    assert.match(down.out, /killed leftover/);
+    await sleep(200);
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} still runs after down`);
   });
 });
