@@ -8,6 +8,7 @@ import { loadCluster, loadResources } from './load-cluster.ts';
 import { runCheck, type CheckOptions } from './policy-check.ts';
 import { registerAuthzCommands } from './authz-check.ts';
 import { runProxy, type ProxyCliOptions } from './proxy-command.ts';
+import { registerObserveCommand } from './observe-command.ts';
 import { runMatrix, type MatrixOptions } from './policy-matrix.ts';
 import { grpcBootstrap } from '../xds/bootstrap.ts';
 import { runControlPlane, runProxyConfig, runProxyStatus, type ControlPlaneCliOptions } from './control-plane-commands.ts';
@@ -135,6 +136,10 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .action(async (o: ProxyCliOptions) => {
       code = await runProxy(o, io, signalled());
     });
+
+  registerObserveCommand(program, io, (c) => {
+    code = c;
+  }, signalled);
 
   program
     .command('proxy-status')
