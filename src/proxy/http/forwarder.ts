@@ -75,6 +75,8 @@ export class Exchange implements AttemptOwner, RequestRecord {
    * upstream reset (a backend killed mid-response) can still be retried on another host.
    */
   private held: { status: number; headers: Record<string, string | string[] | undefined>; trailers: boolean; timer: NodeJS.Timeout } | undefined;
+  /** gRPC: the response's messages, checked against the listener's message size bound and its grpc-encoding. */
+  private responseFrames: GrpcFrameChecker | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -256,6 +258,7 @@ export class Exchange implements AttemptOwner, RequestRecord {
     if (this.grpc && this.retry !== undefined) {
       this.held = { status, headers, trailers, timer: setTimeout(this.flushHeld, HOLD_HEADERS_MS) };
     } else this.ds.respond(status, headers, false, trailers);
+    if (this.grpc) this.responseFrames = new GrpcFrameChecker(this.state!.listener.limits.maxGrpcMessageBytes, grpcEncoded(upHeaders['grpc-encoding'] as string | string[] | undefined));
     const src = a.body!;
     src.on('data', this.onResponseData);
   }
@@ -269,6 +272,10 @@ export class Exchange implements AttemptOwner, RequestRecord {
   };
 
   private readonly onResponseData = (chunk: Buffer): void => {
+    if (this.responseFrames) {
+      const bad = this.responseFrames.push(chunk);
+      if (bad !== 0) return this.onResponseFrameError(bad);
+    }
     if (this.held) this.flushHeld();
     this.bytesOut += chunk.length;
     const out = this.ds.out;
@@ -284,6 +291,8 @@ export class Exchange implements AttemptOwner, RequestRecord {
 
   onAttemptEnd(a: Attempt): void {
     if (a !== this.attempt || this.done) return;
+    const truncated = this.responseFrames?.finish() ?? 0;
+    if (truncated !== 0) return this.onResponseFrameError(truncated);
     if (this.held) this.flushHeld();
     const t = a.trailers;
     if (this.grpc) {
@@ -330,6 +339,28 @@ export class Exchange implements AttemptOwner, RequestRecord {
     const msg = code === GrpcStatus.RESOURCE_EXHAUSTED ? 'grpc message larger than the limit' : 'malformed grpc message';
     if (!this.ds.headersSent) return this.reply({ status: code === GrpcStatus.RESOURCE_EXHAUSTED ? 413 : 400, grpcStatus: code, body: msg, reason: 'DPE' });
     this.flags = 'DPE';
+    this.failStarted(code, msg);
+  }
+
+  /**
+   * The upstream sent a gRPC message over the size bound (RESOURCE_EXHAUSTED) or a malformed one (INTERNAL): the try
+   * is cancelled and the client gets that status (Envoy's UPE), as the caller would from a peer breaking its limit.
+   */
+  private onResponseFrameError(code: number): void {
+    const a = this.attempt;
+    a?.body?.off('data', this.onResponseData);
+    a?.abort();
+    this.attempt = undefined;
+    this.responseFrames = undefined;
+    const msg = code === GrpcStatus.RESOURCE_EXHAUSTED ? 'grpc response message larger than the limit' : 'malformed grpc response message';
+    if (!this.ds.headersSent) {
+      if (this.held) {
+        clearTimeout(this.held.timer);
+        this.held = undefined;
+      }
+      return this.reply({ status: 502, grpcStatus: code, body: msg, reason: 'UPE' });
+    }
+    this.flags = 'UPE';
     this.failStarted(code, msg);
   }
 
