@@ -18,9 +18,10 @@ const CLI = join(ROOT, 'src/cli/trellis.ts');
 const RANGES = ['--pod-range', '127.77.0.0/16', '--service-range', '127.78.0.0/16'];
 
 const SERVER = `import http from 'node:http';
+import { existsSync } from 'node:fs';
 const host = process.env.POD_IP;
 const srv = http.createServer((req, res) => {
-  if (req.url === '/healthz') { res.end('ok'); return; }
+  if (req.url === '/healthz') { res.statusCode = existsSync('unready') ? 503 : 200; res.end(); return; }
   console.log('request ' + req.url + ' host=' + req.headers.host);
   res.end('hello from ' + process.env.POD_NAME);
 });
@@ -213,10 +214,47 @@ describe('trellis up (loopback)', { timeout: 150_000 }, () => {
     assert.match(answer.answers[0]?.data ?? '', /^127\.78\./);
     firstIps = state.pods.map((p) => `${p.key} ${p.podIp}`).sort();
 
+    // Only ready pods are endpoints: the server's readiness probe fails, the client gets 503 from its sidecar; back.
+    const serverIs = async (ready: boolean, restarts = 0): Promise<void> => {
+      const end = Date.now() + 20_000;
+      for (;;) {
+        const p = readState(stateDir)?.pods.find((x) => x.key === server.key);
+        if (p && p.ready === ready && (p.containers[0]?.restarts ?? 0) >= restarts) return;
+        assert.ok(Date.now() < end, `server pod not ${ready ? 'ready' : 'unready'} in 20 s: ${JSON.stringify(p)}`);
+        await sleep(100);
+      }
+    };
+    const logAfter = async (from: number, re: RegExp): Promise<void> => {
+      const end = Date.now() + 20_000;
+      while (!re.test(out.slice(from))) {
+        assert.ok(Date.now() < end, `no ${re} in 20 s:\n${out.slice(from).slice(-2000)}`);
+        await sleep(100);
+      }
+    };
+    writeFileSync(join(dir, 'unready'), '');
+    await serverIs(false);
+    let mark = out.length;
+    await logAfter(mark, /status 503/);
+    rmSync(join(dir, 'unready'));
+    await serverIs(true);
+    mark = out.length;
+    await logAfter(mark, /status 200 hello from server-/);
+
+    // A crashed container restarts (the first restart at once), becomes ready again, and calls succeed again.
+    const serverPid = readState(stateDir)?.pods.find((x) => x.key === server.key)?.containers[0]?.pid;
+    assert.ok(serverPid);
+    process.kill(serverPid, 'SIGKILL');
+    await serverIs(true, 1);
+    mark = out.length;
+    await logAfter(mark, /status 200 hello from server-/);
+    const after = readState(stateDir);
+    assert.ok(after);
+    state.pods = after.pods;
+
     // status: pods, readiness and the Service's endpoint.
     const st = trellis(['status', '--state-dir', stateDir]);
     assert.equal(st.code, 0, st.err);
-    assert.match(st.out, new RegExp(`${server.key}\\s+2/2\\s+0`));
+    assert.match(st.out, new RegExp(`${server.key}\\s+2/2\\s+1`));
     assert.match(st.out, new RegExp(`demo/server\\s+ClusterIP\\s+${server.podIp.replace(/\./g, '\\.')}:8080\\n`));
 
     // down: up stops in order, and every process it recorded is gone.
