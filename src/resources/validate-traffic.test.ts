@@ -369,7 +369,7 @@ spec:
     corsPolicy: {allowOrigins: [{exact: "https://a.example"}]}
     retries: {attempts: 2, retryRemoteLocalities: true}
 `);
-    const warned = r.diagnostics.filter((d) => d.code === 'not-implemented').map((d) => `${d.location.line}:${d.field}`);
+    const warned = r.diagnostics.filter((d) => d.code === 'not-implemented').map((d) => `${d.location?.line}:${d.field}`);
     assert.deepEqual(warned, [
       '6:spec.exportTo',
       '9:spec.trafficPolicy.connectionPool.tcp.tcpKeepalive',
