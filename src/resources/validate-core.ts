@@ -7,6 +7,7 @@ import { isCidrError, parseCidr, parseIp } from './net.ts';
 import type { RestartPolicy } from './kinds-container.ts';
 import { dnsLabelProblem, labelMap, labelSelector, objectMeta, portNameProblem, protocol } from './validate-common.ts';
 import { readContainerRun } from './validate-container.ts';
+import { checkProxyAnnotations } from './proxy-annotations.ts';
 
 export function readNamespace(c: Checker, obj: Json, origin: Origin): Namespace | undefined {
   const metadata = objectMeta(c, obj, false, 'Namespace');
@@ -124,6 +125,7 @@ function podSpec(c: Checker, v: unknown, path: (string | number)[], workload = f
 export function readPod(c: Checker, obj: Json, origin: Origin): Pod | undefined {
   const metadata = objectMeta(c, obj, true, 'Pod');
   if (!metadata) return undefined;
+  checkProxyAnnotations(c, metadata.annotations, ['metadata', 'annotations']);
   const spec = podSpec(c, obj.spec, ['spec']);
   const st = c.object(obj.status, ['status']) ?? {};
   const podIPs: string[] = [];
@@ -160,6 +162,7 @@ export function readWorkload(c: Checker, obj: Json, origin: Origin, kind: Worklo
   const tmeta = c.object(tmpl.metadata, ['spec', 'template', 'metadata']) ?? {};
   const labels = labelMap(c, tmeta.labels, ['spec', 'template', 'metadata', 'labels']);
   const annotations = c.stringMap(tmeta.annotations, ['spec', 'template', 'metadata', 'annotations']);
+  checkProxyAnnotations(c, annotations, ['spec', 'template', 'metadata', 'annotations']);
   const podSpecValue = podSpec(c, tmpl.spec, ['spec', 'template', 'spec'], true);
   // The API server rejects a workload whose selector does not match its own template.
   for (const [k, v] of Object.entries(selector.matchLabels)) {

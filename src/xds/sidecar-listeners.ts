@@ -1,9 +1,10 @@
 // The Envoy objects of a Trellis proxy's listener set: inbound listeners (mesh peers reach a local pod) with their
 // STATIC clusters to the app, and outbound listeners (a local pod reaches the mesh). Plain objects with the .proto
 // field names; Trellis-only facts ride in TypedStructs and in listener/cluster metadata under `trellis`.
+import type { ProxyLimitAnnotations } from '../resources/proxy-annotations.ts';
 import type { ChainFilter } from '../routing/envoy-filters.ts';
 import type { AppProtocol, ClusterSpec, EndpointSet, HeaderOps, Route, RouteConfig, TcpRoute } from '../routing/model.ts';
-import { cluster, clusterLoadAssignment, FAULT_FILTER, routeConfiguration, ROUTER_FILTER } from './envoy-resources.ts';
+import { cluster, clusterLoadAssignment, duration, FAULT_FILTER, routeConfiguration, ROUTER_FILTER } from './envoy-resources.ts';
 import { downstreamMtls, type TlsOptions } from './server-resources.ts';
 import { toStruct, trellisMetadata, TRELLIS_METADATA, typedStruct } from './xds-struct.ts';
 
@@ -87,9 +88,22 @@ function httpFilterObject(f: ChainFilter, direction: string): Obj {
   }
 }
 
-function hcm(statPrefix: string, route: Obj, direction: 'inbound' | 'outbound', chain: readonly ChainFilter[]): Obj {
+function hcm(statPrefix: string, route: Obj, direction: 'inbound' | 'outbound', chain: readonly ChainFilter[], limits: ProxyLimitAnnotations = {}): Obj {
   const httpFilters = [...chain.map((f) => httpFilterObject(f, direction)), { name: ROUTER_FILTER, typed_config: { '@type': T.router } }];
-  return { name: HCM_FILTER, typed_config: { '@type': T.hcm, stat_prefix: statPrefix, codec_type: 'AUTO', ...route, http_filters: httpFilters } };
+  return { name: HCM_FILTER, typed_config: { '@type': T.hcm, stat_prefix: statPrefix, codec_type: 'AUTO', ...route, ...hcmLimits(limits), http_filters: httpFilters } };
+}
+
+/** The pod's HCM limits (its trellis.dev/* annotations) as HttpConnectionManager fields; absent ones keep Envoy's defaults. */
+function hcmLimits(l: ProxyLimitAnnotations): Obj {
+  const out: Obj = {};
+  if (l.requestHeadersTimeoutMs !== undefined) out.request_headers_timeout = duration(l.requestHeadersTimeoutMs);
+  if (l.maxRequestHeadersKb !== undefined) out.max_request_headers_kb = { value: l.maxRequestHeadersKb };
+  const common: Obj = {};
+  if (l.idleTimeoutMs !== undefined) common.idle_timeout = duration(l.idleTimeoutMs);
+  if (l.maxRequestHeaders !== undefined) common.max_headers_count = { value: l.maxRequestHeaders };
+  if (Object.keys(common).length > 0) out.common_http_protocol_options = common;
+  if (l.maxConcurrentStreams !== undefined) out.http2_protocol_options = { max_concurrent_streams: { value: l.maxConcurrentStreams } };
+  return out;
 }
 
 function perRouteLimits(chain: readonly ChainFilter[]): { perRouteRateLimits?: string[] } {
@@ -125,7 +139,7 @@ export interface InboundPort {
  * certificates only; PERMISSIVE: TLS and plaintext; DISABLE: plaintext only). HTTP ports run HCM with an inline
  * route to the app's cluster; TCP ports tcp_proxy; `auto` ports both, HTTP chosen by ALPN or the HTTP inspector.
  */
-export function inboundListener(podIp: string, podKey: string, p: InboundPort, mtls: InboundMtls, tls?: TlsOptions, chain: readonly ChainFilter[] = DEFAULT_CHAIN): Obj {
+export function inboundListener(podIp: string, podKey: string, p: InboundPort, mtls: InboundMtls, tls?: TlsOptions, chain: readonly ChainFilter[] = DEFAULT_CHAIN, limits?: ProxyLimitAnnotations): Obj {
   const name = inboundListenerName(podIp, p.port);
   const target = inboundClusterName(p.port, podKey);
   const routeConfig = routeConfiguration({
@@ -140,7 +154,7 @@ export function inboundListener(podIp: string, podKey: string, p: InboundPort, m
     if (p.protocol !== 'tcp') {
       const match: Obj = { transport_protocol: t };
       if (p.protocol === 'auto') match.application_protocols = HTTP_ALPN;
-      chains.push({ name: `inbound-${label}-http`, filter_chain_match: match, filters: [hcm(name, { route_config: routeConfig }, 'inbound', chain)], ...socket });
+      chains.push({ name: `inbound-${label}-http`, filter_chain_match: match, filters: [hcm(name, { route_config: routeConfig }, 'inbound', chain, limits)], ...socket });
     }
     if (p.protocol !== 'http') {
       chains.push({ name: `inbound-${label}-tcp`, filter_chain_match: { transport_protocol: t }, filters: [tcpProxy(name, [{ cluster: target, weight: 100 }])], ...socket });
@@ -203,12 +217,12 @@ function cidrRange(c: string): Obj {
  * `outbound|<OUTBOUND_IP>|<port>` for the local pod `podKey` (its IP binds upstream connections). HTTP: HCM over
  * RDS; TCP: tcp_proxy, one chain per TCP route in order (first match wins), else one to the default cluster.
  */
-export function outboundListener(ip: string, podKey: string, podIp: string, p: OutboundPort, chain: readonly ChainFilter[] = DEFAULT_CHAIN): Obj {
+export function outboundListener(ip: string, podKey: string, podIp: string, p: OutboundPort, chain: readonly ChainFilter[] = DEFAULT_CHAIN, limits?: ProxyLimitAnnotations): Obj {
   const name = outboundListenerName(ip, p.port);
   const chains: Obj[] = [];
   if (p.protocol !== 'tcp' && p.routeConfig !== undefined) {
     const match = p.protocol === 'auto' ? { filter_chain_match: { application_protocols: HTTP_ALPN } } : {};
-    chains.push({ name: 'outbound-http', ...match, filters: [hcm(name, { rds: { route_config_name: p.routeConfig, config_source: ADS } }, 'outbound', chain)] });
+    chains.push({ name: 'outbound-http', ...match, filters: [hcm(name, { rds: { route_config_name: p.routeConfig, config_source: ADS } }, 'outbound', chain, limits)] });
   }
   if (p.protocol !== 'http') {
     for (const r of p.tcpRoutes ?? []) {

@@ -23,6 +23,7 @@ import { isIP } from 'node:net';
 import type { Cluster, ModelPod } from '../model/cluster.ts';
 import { buildAuthzModel, mtlsModeFor, workloadAuthz, type AuthzModel } from '../policy/authz-model.ts';
 import type { Resource } from '../resources/kinds.ts';
+import { proxyLimitsOf, type ProxyLimitAnnotations } from '../resources/proxy-annotations.ts';
 import type { EnvoyFilter } from '../resources/kinds-traffic.ts';
 import { httpFiltersFor } from '../routing/envoy-filters.ts';
 import { isHttpLike, serviceProtocol } from '../routing/context.ts';
@@ -52,6 +53,8 @@ export interface ServedPod {
   ip: string;
   appIp: string;
   outboundIp: string;
+  /** HCM limits from the pod's trellis.dev/* annotations (resources/proxy-annotations.ts), for its listeners. */
+  limits?: ProxyLimitAnnotations;
 }
 
 /** Everything one proxy is served, built once per model and node. */
@@ -154,7 +157,7 @@ export class SidecarIndex {
         if (v !== undefined && isIP(v) === 0) warnings.push(`pod ${pod.key}: annotation ${key}: ${v} is not an IP address; ignored`);
         return v !== undefined && isIP(v) !== 0 ? v : fromNode && isIP(fromNode) !== 0 ? fromNode : dflt;
       };
-      out.push({ pod, ip, appIp: addr(APP_IP_ANNOTATION, p.appIp, DEFAULT_APP_IP), outboundIp: addr(OUTBOUND_IP_ANNOTATION, p.outboundIp, DEFAULT_OUTBOUND_IP) });
+      out.push({ pod, ip, appIp: addr(APP_IP_ANNOTATION, p.appIp, DEFAULT_APP_IP), outboundIp: addr(OUTBOUND_IP_ANNOTATION, p.outboundIp, DEFAULT_OUTBOUND_IP), limits: proxyLimitsOf(ann) });
     }
     return out;
   }
@@ -189,7 +192,7 @@ export class SidecarIndex {
       const mtls = workloadAuthz(this.authz, { namespace: sp.pod.namespace, labels: sp.pod.labels }).mtls;
       for (const p of this.inboundPorts(sp.pod)) {
         const chain = httpFiltersFor(this.envoyFilters, sp.pod, { direction: 'inbound', port: p.port }, this.authz.rootNamespace);
-        const l = inboundListener(sp.ip, sp.pod.key, p, mtlsModeFor(mtls, p.port), this.security?.tls, chain);
+        const l = inboundListener(sp.ip, sp.pod.key, p, mtlsModeFor(mtls, p.port), this.security?.tls, chain, sp.limits);
         view.listeners.set(l.name as string, l);
         const c = inboundCluster(sp.pod.key, sp.appIp, p);
         view.clusters.set(c.name as string, c);
@@ -207,7 +210,7 @@ export class SidecarIndex {
         }
         const op = this.outboundPort(sp, port, view.routes, view.pods.length === 1);
         const chain = httpFiltersFor(this.envoyFilters, sp.pod, { direction: 'outbound', port }, this.authz.rootNamespace);
-        const l = outboundListener(sp.outboundIp, sp.pod.key, sp.ip, op, chain);
+        const l = outboundListener(sp.outboundIp, sp.pod.key, sp.ip, op, chain, sp.limits);
         view.listeners.set(l.name as string, l);
         bound.set(addr, `listener ${l.name as string}`);
       }

@@ -26,6 +26,8 @@ export interface MeshPodSpec {
   proxy?: boolean;
   /** spec.nodeName: the pod runs on this node (a per-node proxy from startNodeProxy() serves it; give proxy: false). */
   nodeName?: string;
+  /** Extra metadata.annotations (e.g. trellis.dev/request-headers-timeout). */
+  annotations?: Record<string, string>;
 }
 
 export interface MeshPod {
@@ -71,7 +73,7 @@ metadata:
   name: ${p.name}
   namespace: ${p.namespace}
   labels: {${labels}}
-  annotations: {trellis.dev/app-ip: ${p.appIp}, trellis.dev/outbound-ip: ${p.outboundIp}}
+  annotations: {trellis.dev/app-ip: ${p.appIp}, trellis.dev/outbound-ip: ${p.outboundIp}${Object.entries(spec.annotations ?? {}).map(([k, v]) => `, ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join('')}}
 spec:
   serviceAccountName: ${p.serviceAccount}${spec.nodeName ? `\n  nodeName: ${spec.nodeName}` : ''}
   containers: [{name: main, image: app, ports: [${ports}]}]
