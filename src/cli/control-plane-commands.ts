@@ -17,6 +17,8 @@ export interface ControlPlaneCliOptions {
   caPort: string;
   trustDomain: string;
   xdsTls?: boolean;
+  /** The flow relay's port, or false (--no-relay). */
+  relay: string | false;
 }
 
 /** A port to listen on: 0 asks the system for a free one. */
@@ -42,6 +44,7 @@ export async function runControlPlane(o: ControlPlaneCliOptions, io: Io, untilSt
     caPort: listenPort(o.caPort, '--ca-port'),
     trustDomain: o.trustDomain,
     xdsTls: o.xdsTls === true,
+    ...(o.relay !== false ? { relayPort: listenPort(o.relay, '--relay-port') } : {}),
     logger,
   });
   try {
@@ -53,6 +56,8 @@ export async function runControlPlane(o: ControlPlaneCliOptions, io: Io, untilSt
   io.out(`xDS     ${o.host}:${cp.xdsPort}${o.xdsTls ? ' (mTLS: workload certificates required)' : ' (plaintext, loopback)'}`);
   io.out(`CA      ${cp.caTarget ?? ''}`);
   io.out(`admin   ${cp.adminUrl ?? ''}`);
+  if (cp.relayAddress) io.out(`relay   ${cp.relayAddress} (Observer API over every proxy started with --observer-port)`);
+  else if (cp.relayError) io.err(`relay   not running: ${cp.relayError}`);
   await untilStopped;
   await cp.stop();
   return 0;

@@ -109,6 +109,8 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('--admin-port <n>', 'admin HTTP port (/healthz, /readyz, /debug/syncz, /debug/config_dump, /metrics)', '15014')
     .option('--trust-domain <td>', 'SPIFFE trust domain', 'cluster.local')
     .option('--xds-tls', 'require mTLS with Trellis workload certificates on the xDS port; a node gets only its own configuration')
+    .option('--relay <port>', 'flow relay port (Observer API over every proxy, for trellis observe)', '4245')
+    .option('--no-relay', 'do not run the flow relay')
     .action(async (o: ControlPlaneCliOptions) => {
       code = await runControlPlane(o, io, signalled());
     });
@@ -131,6 +133,7 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('--admin-host <addr>', 'loopback address of the admin server', '127.0.0.1')
     .option('--admin-port <n>', 'admin port (/ready /stats /config_dump /flows /drain); 0 picks one', '15000')
     .option('--xds-protocol <p>', 'delta or sotw', 'delta')
+    .option('--observer-port <n>', 'serve the Observer API (hubble-compatible GetFlows) on the admin host at this port; 0 picks one; off by default')
     .option('--audit-log <file>', 'write denied and AUDIT calls there as JSON lines')
     .option('--drain-seconds <n>', 'how long requests in flight may finish on shutdown', '5')
     .action(async (o: ProxyCliOptions) => {

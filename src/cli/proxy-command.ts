@@ -25,6 +25,8 @@ export interface ProxyCliOptions {
   outboundIp?: string;
   adminHost: string;
   adminPort: string;
+  /** Serve the Observer API on the admin host at this port (0 picks one); off when absent. */
+  observerPort?: string;
   xdsProtocol: string;
   auditLog?: string;
   drainSeconds: string;
@@ -42,6 +44,7 @@ export async function runProxy(o: ProxyCliOptions, io: Io, untilStopped: Promise
   if (!['delta', 'sotw'].includes(o.xdsProtocol)) throw new CliError('usage', `--xds-protocol ${o.xdsProtocol}: expected delta or sotw`);
   if (!isLoopback(o.adminHost) || isIP(o.adminHost) === 0) throw new CliError('usage', `--admin-host ${o.adminHost}: the admin server binds only to a loopback address`);
   const adminPort = o.adminPort === '0' ? 0 : parsePort(o.adminPort, '--admin-port');
+  const observerPort = o.observerPort === undefined ? undefined : o.observerPort === '0' ? 0 : parsePort(o.observerPort, '--observer-port');
   const drainSeconds = Number(o.drainSeconds);
   if (!Number.isFinite(drainSeconds) || drainSeconds < 0 || drainSeconds > 3600) throw new CliError('usage', `--drain-seconds ${o.drainSeconds}: expected 0-3600`);
   let identity;
@@ -67,6 +70,7 @@ export async function runProxy(o: ProxyCliOptions, io: Io, untilStopped: Promise
       xdsProtocol: o.xdsProtocol as 'delta' | 'sotw',
       certificates,
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),
+      ...(observerPort !== undefined ? { observer: { host: o.adminHost, port: observerPort } } : {}),
       logger,
     });
   } catch (e) {
@@ -75,6 +79,7 @@ export async function runProxy(o: ProxyCliOptions, io: Io, untilStopped: Promise
   }
   const admin = await proxy.startAdmin(o.adminHost, adminPort, drainSeconds * 1000);
   io.out(`admin   ${admin.url} (/ready /stats /stats/prometheus /config_dump /flows /drain)`);
+  if (proxy.observer) io.out(`observer ${proxy.observer.address} (Observer API: GetFlows, ServerStatus, GetNodes, GetNamespaces)`);
   io.out(`xDS     ${o.xds} (${o.xdsProtocol}); waiting for the first configuration, nothing listens before it`);
   await untilStopped;
   logger.info('draining');

@@ -12,6 +12,9 @@ import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { listManifestFiles, readManifestFiles } from './manifest-files.ts';
 import { compileMeshConfig, type MeshConfig } from './mesh-config.ts';
 import { ControlPlaneMetrics } from './xds-metrics.ts';
+import { startRelay, type ObserverRelay } from '../observe/relay.ts';
+import type { ObserverServer } from '../observe/observer-server.ts';
+import type { XdsNode } from '../xds/xds-node.ts';
 
 export interface ControlPlaneOptions {
   paths: string[];
@@ -30,6 +33,12 @@ export interface ControlPlaneOptions {
   debounceMs?: number;
   /** Lifetime of the workload certificates the CA issues (default: the CA's, 24 h). */
   workloadTtlMs?: number;
+  /**
+   * Run the flow relay (Observer API over every proxy) on this port of `host` (Hubble's 4245; 0 picks one). Off when
+   * absent. Proxies announce their Observer address in their xDS node metadata (OBSERVER_ADDRESS); a proxy becomes a
+   * relay peer while its xDS stream is up.
+   */
+  relayPort?: number;
   logger: Logger;
 }
 
@@ -65,6 +74,11 @@ export class ControlPlane {
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  private relayServer: (ObserverServer & { relay: ObserverRelay }) | undefined;
+  /** Why the relay asked for did not start. */
+  relayError: string | undefined;
+  /** xDS streams per relay peer (a reconnect's new stream may come up before the old one is seen to end). */
+  private readonly relayStreams = new Map<string, number>();
 
   constructor(readonly opts: ControlPlaneOptions) {
     this.log = opts.logger;
@@ -74,7 +88,10 @@ export class ControlPlane {
       onEvent: (e) => {
         this.metrics.onXdsEvent(e);
         if (e.kind === 'nack') this.log.warn({ node: e.node.id, type: e.type, version: e.version, error: e.message }, 'xDS NACK: the client keeps its last good configuration');
-        else if (e.kind === 'connect' || e.kind === 'disconnect') this.log.info({ node: e.node.id, namespace: e.node.namespace, stream: e.stream }, `xDS client ${e.kind}ed`);
+        else if (e.kind === 'connect' || e.kind === 'disconnect') {
+          this.log.info({ node: e.node.id, namespace: e.node.namespace, stream: e.stream }, `xDS client ${e.kind}ed`);
+          this.trackObserver(e.node, e.kind === 'connect' ? 1 : -1);
+        }
       },
     });
   }
@@ -106,6 +123,15 @@ export class ControlPlane {
     );
     this.caServer = await this.ca.startCaServer({ host, port: this.opts.caPort ?? 15012, authenticator: this.tokens });
     this.admin = await startAdminServer(this, host, this.opts.adminPort ?? 15014);
+    if (this.opts.relayPort !== undefined) {
+      // The relay only reads flows: a port already taken (another control plane) leaves xDS and the CA serving.
+      try {
+        this.relayServer = await startRelay({ host, port: this.opts.relayPort });
+      } catch (e) {
+        this.relayError = (e as Error).message;
+        this.log.error({ error: this.relayError }, 'flow relay not started; everything else serves');
+      }
+    }
     this.watch();
     this.log.info({ xds: `${host}:${this.xdsPort}`, ca: this.caServer.target, admin: this.admin.url }, 'control plane ready');
   }
@@ -121,6 +147,35 @@ export class ControlPlane {
     );
     // grpc-js passes the first provider on as the identity provider and the second as the client CA.
     return grpc.experimental.createCertificateProviderServerCredentials(this.servingCert, staticCaProvider(ca.trustBundle()), true);
+  }
+
+  /** The relay's `host:port` when it runs. */
+  get relayAddress(): string | undefined {
+    return this.relayServer?.address;
+  }
+
+  get relay(): ObserverRelay | undefined {
+    return this.relayServer?.relay;
+  }
+
+  /** Adds a proxy that announces a loopback Observer address as a relay peer while it has an xDS stream. */
+  private trackObserver(node: XdsNode, delta: 1 | -1): void {
+    const address = node.proxy?.observerAddress;
+    const relay = this.relayServer?.relay;
+    if (!address || !relay) return;
+    if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$/.test(address)) {
+      this.log.warn({ node: node.id, address }, 'observer address ignored: the relay connects to loopback only');
+      return;
+    }
+    const name = node.pod ?? node.id;
+    const n = (this.relayStreams.get(name) ?? 0) + delta;
+    if (n > 0) {
+      this.relayStreams.set(name, n);
+      relay.addPeer(name, address);
+    } else {
+      this.relayStreams.delete(name);
+      relay.removePeer(name);
+    }
   }
 
   get adminUrl(): string | undefined {
@@ -197,6 +252,7 @@ export class ControlPlane {
     this.watchers = [];
     if (this.timer) clearTimeout(this.timer);
     await this.admin?.close();
+    await this.relayServer?.close();
     await this.caServer?.close();
     this.servingCert?.close();
     // ADS streams never end by themselves: give calls a moment to finish, then cut the rest (clients reconnect).

@@ -19,6 +19,8 @@ export interface ProxyIdentity {
   /** Where outbound listeners bind (default 127.0.0.1). */
   outboundIp?: string;
   labels?: Record<string, string>;
+  /** Where this proxy serves the Observer API (`host:port`), announced to the control plane's relay. */
+  observerAddress?: string;
 }
 
 export interface XdsNodeMessage {
@@ -66,6 +68,7 @@ export function xdsNodeFor(p: ProxyIdentity): XdsNodeMessage {
   if (p.appIp) metadata.APP_IP = p.appIp;
   if (p.outboundIp) metadata.OUTBOUND_IP = p.outboundIp;
   if (p.labels) metadata.LABELS = p.labels;
+  if (p.observerAddress) metadata.OBSERVER_ADDRESS = p.observerAddress;
   const id =
     p.mode === 'node'
       ? `node~${p.ip}~${p.nodeName ?? ''}~trellis`

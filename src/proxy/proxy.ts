@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { CertificateRotator, WorkloadCertificateClient } from '../ca/index.ts';
 import { AuditLog } from '../observe/audit-log.ts';
 import { FlowRing } from '../observe/flow-ring.ts';
+import { startObserver, type ObserverServer } from '../observe/observer-server.ts';
 import type { ConnectionInfo, PolicyEnforcer, RequestFacts } from './contracts.ts';
 import { TrellisHttpEngine } from './http/http-engine.ts';
 import { ListenerManager } from './listener-manager.ts';
@@ -36,6 +37,8 @@ export interface ProxyOptions {
   /** Audit log of denied and AUDIT calls (JSON lines); none when absent. */
   auditLog?: string;
   ringCapacity?: number;
+  /** Serve the Observer API (Hubble's GetFlows, …) over the flow ring on this loopback address; port 0 picks one. */
+  observer?: { host: string; port: number };
   logger: Logger;
   xdsBackoff?: { baseMs?: number; maxMs?: number };
 }
@@ -75,15 +78,18 @@ export class Proxy {
   readonly telemetry: ProxyTelemetry;
   private readonly log: Logger;
   private rotator: CertificateRotator | undefined;
+  /** The Observer API server, when ProxyOptions.observer asked for one. */
+  observer: ObserverServer | undefined;
   private stopped = false;
 
   private constructor(
     readonly opts: ProxyOptions,
     readonly tls: MeshTls,
     readonly audit: AuditLog | undefined,
+    ring?: FlowRing,
   ) {
     this.log = opts.logger;
-    this.ring = new FlowRing(opts.ringCapacity);
+    this.ring = ring ?? new FlowRing(opts.ringCapacity);
     this.telemetry = new ProxyTelemetry(this.ring, this.metrics, audit, () => this.policy.runtime?.trustDomain ?? tls.trustDomain);
     this.clusters = new UpstreamClusterManager(tls.clientOptions);
     const nodeName = opts.identity.nodeName ?? '';
@@ -126,7 +132,16 @@ export class Proxy {
       onError: (e) => opts.logger.error({ error: (e as Error).message }, 'new certificate refused; the previous one stays in force'),
     });
     const audit = opts.auditLog ? await AuditLog.open({ path: opts.auditLog }) : undefined;
-    const p = new Proxy(opts, tls, audit);
+    let ring: FlowRing | undefined;
+    let observer: ObserverServer | undefined;
+    if (opts.observer) {
+      ring = new FlowRing(opts.ringCapacity);
+      const id = opts.identity;
+      observer = await startObserver({ ring, nodeName: id.nodeName ?? (id.podName ? `${id.namespace}/${id.podName}` : id.ip), host: opts.observer.host, port: opts.observer.port });
+      opts = { ...opts, identity: { ...opts.identity, observerAddress: observer.address } };
+    }
+    const p = new Proxy(opts, tls, audit, ring);
+    p.observer = observer;
     p.rotator = rotator;
     p.source.start();
     return p;
@@ -208,6 +223,7 @@ export class Proxy {
     this.http.close();
     this.clusters.close();
     this.tls.close();
+    await this.observer?.close();
     await this.audit?.close();
   }
 

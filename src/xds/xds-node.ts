@@ -19,6 +19,8 @@ export interface TrellisProxyMeta {
   nodeName?: string;
   appIp?: string;
   outboundIp?: string;
+  /** OBSERVER_ADDRESS: where the proxy serves the Observer API (`host:port`, loopback), for the relay. */
+  observerAddress?: string;
 }
 
 /** A google.protobuf.Value; protobufjs gives camelCase names for Struct's wrapper, other decoders snake_case. */
@@ -77,6 +79,8 @@ export function parseNode(n: NodeMessage | null | undefined): XdsNode {
     if (nodeName) proxy.nodeName = nodeName;
     if (appIp) proxy.appIp = appIp;
     if (outboundIp) proxy.outboundIp = outboundIp;
+    const observerAddress = str(fields.OBSERVER_ADDRESS);
+    if (observerAddress) proxy.observerAddress = observerAddress;
     out.proxy = proxy;
   }
   return out;

@@ -62,6 +62,8 @@ export interface MeshEnvOptions {
   workloadTtlMs?: number;
   /** Files written into the manifests directory before anything starts (e.g. extension filter modules), by relative name. */
   files?: Record<string, string>;
+  /** Proxies serve the Observer API (`--observer-port 0`) and the control plane runs the flow relay on a free port. */
+  observer?: boolean;
 }
 
 export function podYaml(p: MeshPod, spec: MeshPodSpec): string {
@@ -113,7 +115,7 @@ export class MeshEnv {
     });
     await env.writeManifests(opts.manifests);
     for (const [name, text] of Object.entries(opts.files ?? {})) await writeFile(join(dir, 'manifests', name), text);
-    env.cp = new ControlPlane({ paths: [join(dir, 'manifests')], stateDir: join(dir, 'cp'), xdsPort: 0, adminPort: 0, caPort: 0, debounceMs: 50, logger: pino({ level: 'silent' }), ...env.caOptions() });
+    env.cp = new ControlPlane({ paths: [join(dir, 'manifests')], stateDir: join(dir, 'cp'), xdsPort: 0, adminPort: 0, caPort: 0, debounceMs: 50, logger: pino({ level: 'silent' }), ...env.caOptions(), ...(opts.observer ? { relayPort: 0 } : {}) });
     await env.cp.start();
     try {
       await Promise.all(opts.pods.filter((s) => s.proxy !== false).map((s) => env.startProxy(s.name)));
@@ -171,6 +173,7 @@ export class MeshEnv {
       '--token', token, '--ca', this.cp.caTarget ?? '', '--ca-bundle', join(this.dir, 'cp', 'root-cert.pem'),
       '--state-dir', join(this.dir, stateDir),
       '--admin-port', '0', '--xds-protocol', this.opts.xdsProtocol ?? 'delta', '--drain-seconds', '1',
+      ...(this.opts.observer ? ['--observer-port', '0'] : []),
       ...(typeof this.opts.proxyArgs === 'function' ? this.opts.proxyArgs(p) : (this.opts.proxyArgs ?? [])),
     ];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -280,7 +283,7 @@ export class MeshEnv {
     if (this.cpRunning) throw new Error('the control plane is running; stopControlPlane() first');
     if (manifests !== undefined) await this.writeManifests(manifests);
     const caPort = Number(/:(\d+)$/.exec(this.cp.caTarget ?? '')?.[1] ?? '0');
-    const cp = new ControlPlane({ paths: [join(this.dir, 'manifests')], stateDir: join(this.dir, 'cp'), xdsPort: this.cp.xdsPort, adminPort: 0, caPort, debounceMs: 50, logger: pino({ level: 'silent' }), ...this.caOptions() });
+    const cp = new ControlPlane({ paths: [join(this.dir, 'manifests')], stateDir: join(this.dir, 'cp'), xdsPort: this.cp.xdsPort, adminPort: 0, caPort, debounceMs: 50, logger: pino({ level: 'silent' }), ...this.caOptions(), ...(this.opts.observer ? { relayPort: 0 } : {}) });
     await cp.start();
     this.cp = cp;
     this.cpRunning = true;
