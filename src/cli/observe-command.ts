@@ -166,7 +166,12 @@ export async function runObserve(o: ObserveOptions, io: Io, untilStopped: Promis
       if (err !== undefined) io.err(err);
     }
   } catch (e) {
-    if (e instanceof ObserveError) throw new CliError(e.code === 'bad-filter' ? 'usage' : 'unreachable', `${o.server}: ${e.message}`);
+    if (e instanceof ObserveError && e.code === 'bad-filter') throw new CliError('usage', `${o.server}: ${e.message}`);
+    if (e instanceof ObserveError) {
+      // Not bad input: the server is down or failed. Exit 1, as hubble observe does.
+      io.err(`error: cannot observe flows at ${o.server}: ${e.message}`);
+      return 1;
+    }
     throw e;
   } finally {
     client.close();

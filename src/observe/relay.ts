@@ -20,6 +20,8 @@ export interface RelayOptions {
   maxBuffered?: number;
   /** Deadline for a peer's unary answers (default 2 s). */
   peerTimeoutMs?: number;
+  /** Concurrent GetFlows calls (default 64); more are refused with RESOURCE_EXHAUSTED. */
+  maxStreams?: number;
 }
 
 interface Peer {
@@ -88,6 +90,7 @@ function nodeStatus(state: string, names: string[], message: string): Raw {
 export class ObserverRelay {
   private readonly peerMap = new Map<string, Peer>();
   private readonly startedNs = process.hrtime.bigint();
+  private streams = 0;
   constructor(readonly opts: RelayOptions = {}) {}
 
   addPeer(name: string, address: string): void {
@@ -174,6 +177,20 @@ export class ObserverRelay {
       call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message });
       return;
     }
+    if (this.streams >= (this.opts.maxStreams ?? 64)) {
+      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: 'too many GetFlows streams' });
+      return;
+    }
+    this.streams++;
+    try {
+      await this.mergeFlows(call);
+    } finally {
+      this.streams--;
+    }
+  }
+
+  private async mergeFlows(call: grpc.ServerWritableStream<GetFlowsRequest, unknown>): Promise<void> {
+    const req = call.request;
     const follow = req.follow === true;
     const lastN = !follow && !req.first && Number(req.number ?? 0) > 0 ? Number(req.number) : 0;
     const window = this.opts.reorderWindowMs ?? 500;

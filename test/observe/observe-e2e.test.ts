@@ -163,5 +163,8 @@ describe('trellis observe against the relay and real proxies', () => {
     const r = await observe(['--server', relay, '--to-ip', '10.0.0.0/99']);
     assert.equal(r.code, 2);
     assert.match(r.err, /bad filter: destination_ip "10\.0\.0\.0\/99"/);
+    const down = await observe(['--server', '127.0.0.1:1']);
+    assert.equal(down.code, 1, 'an unreachable server is not bad input');
+    assert.match(down.err, /cannot observe flows at 127\.0\.0\.1:1/);
   });
 });

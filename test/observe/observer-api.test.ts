@@ -128,6 +128,24 @@ describe('Observer API over grpc-js', () => {
     assert.ok(lostN >= 84);
   });
 
+  it('concurrent GetFlows streams are capped; a closed one frees its place', async () => {
+    const small = await startObserver({ ring, nodeName: 'node-s', maxStreams: 1 });
+    const c = new ObserverClient(small.address);
+    try {
+      const first = c.getFlows({ follow: true });
+      const firstDone = collect(first, 1, 3000);
+      await new Promise((r) => setTimeout(r, 100));
+      await assert.rejects(collect(c.getFlows({ number: 1 })), (e: unknown) => e instanceof ObserveError && /too many GetFlows streams/.test(e.message));
+      first.cancel();
+      await firstDone;
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(uuids(await collect(c.getFlows({ number: 1 }))).length, 1);
+    } finally {
+      c.close();
+      await small.close();
+    }
+  });
+
   it('ServerStatus, GetNodes and GetNamespaces', async () => {
     const st = await client.serverStatus();
     assert.equal(st.max_flows, 16);
