@@ -136,6 +136,7 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('--observer-port <n>', 'serve the Observer API (hubble-compatible GetFlows) on the admin host at this port; 0 picks one; off by default')
     .option('--audit-log <file>', 'write denied and AUDIT calls there as JSON lines')
     .option('--drain-seconds <n>', 'how long requests in flight may finish on shutdown', '5')
+    .option('--workload-token <ns/sa=token>', 'node mode: a CA token per service account of the node\'s pods, so each pod keeps its own identity; repeatable', collect)
     .action(async (o: ProxyCliOptions) => {
       code = await runProxy(o, io, signalled());
     });

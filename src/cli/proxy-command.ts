@@ -30,6 +30,16 @@ export interface ProxyCliOptions {
   xdsProtocol: string;
   auditLog?: string;
   drainSeconds: string;
+  workloadToken?: string[];
+}
+
+/** `--workload-token NAMESPACE/SERVICEACCOUNT=TOKEN` (node mode), each one parsed. */
+function workloadTokens(values: readonly string[]): { namespace: string; serviceAccount: string; token: string }[] {
+  return values.map((v) => {
+    const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)=(\S+)$/.exec(v);
+    if (!m) throw new CliError('usage', `--workload-token ${v.replace(/=.*/, '=…')}: expected NAMESPACE/SERVICEACCOUNT=TOKEN`);
+    return { namespace: m[1]!, serviceAccount: m[3]!, token: m[5]! };
+  });
 }
 
 function hostPort(v: string, flag: string): void {
@@ -54,6 +64,8 @@ export async function runProxy(o: ProxyCliOptions, io: Io, untilStopped: Promise
     if (e instanceof ProxyError) throw new CliError('usage', e.message);
     throw e;
   }
+  const tokens = workloadTokens(o.workloadToken ?? []);
+  if (tokens.length > 0 && !o.token) throw new CliError('usage', '--workload-token needs the CA: give --token and --ca too');
   let certificates;
   if (o.certDir) certificates = { dir: o.certDir };
   else if (o.token) {
@@ -70,6 +82,7 @@ export async function runProxy(o: ProxyCliOptions, io: Io, untilStopped: Promise
       xdsProtocol: o.xdsProtocol as 'delta' | 'sotw',
       certificates,
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),
+      ...(tokens.length > 0 ? { workloadTokens: tokens } : {}),
       ...(observerPort !== undefined ? { observer: { host: o.adminHost, port: observerPort } } : {}),
       logger,
     });

@@ -47,6 +47,8 @@ export interface ListenerCounters {
 
 export interface HandlerDeps {
   tls: MeshTls;
+  /** A node proxy terminates each inbound listener with the certificate of the pod it serves; default `tls`. */
+  tlsFor?: (listener: ListenerConfig) => MeshTls | undefined;
   policy: () => PolicyEnforcer | undefined;
   clusters: ClusterManager;
   http: HttpEngine;
@@ -128,7 +130,7 @@ export class ConnectionHandler {
     let sni: string | undefined;
     if (first === 'tls' && mode !== 'DISABLE') {
       try {
-        const t = await this.#d.tls.terminate(raw);
+        const t = await (this.#d.tlsFor?.(l) ?? this.#d.tls).terminate(raw);
         t.on('error', noop); // a reset before the HTTP engine or TCP proxy takes over must not throw
         stream = t;
         transport = 'mtls';

@@ -134,8 +134,11 @@ export interface ClusterManager {
   /** Applies a new config: clusters added, changed (hosts keep their state when their address stays) or removed. */
   update(config: ProxyConfig): void;
   get(name: string): UpstreamCluster | undefined;
-  /** TLS options to reach `host` of `cluster` (mesh mTLS with our certificate), or undefined for plaintext. */
-  tlsOptions(cluster: UpstreamCluster, host: UpstreamHost, alpn: string[]): ConnectionOptions | undefined;
+  /**
+   * TLS options to reach `host` of `cluster` (mesh mTLS with our certificate), or undefined for plaintext. `local` is
+   * the source address the connection binds to: a node proxy presents the certificate of the pod that owns it.
+   */
+  tlsOptions(cluster: UpstreamCluster, host: UpstreamHost, alpn: string[], local?: string): ConnectionOptions | undefined;
   close(): void;
 }
 

@@ -14,6 +14,8 @@ import { resetSocket } from './tcp-proxy.ts';
 
 export interface ListenerManagerOptions {
   tls: MeshTls;
+  /** Per-listener certificate (node proxies serve several workload identities); default `tls`. */
+  tlsFor?: (listener: ListenerConfig) => MeshTls | undefined;
   /** The current policy enforcer; undefined before the first policy snapshot (everything is then denied). */
   policy: () => PolicyEnforcer | undefined;
   clusters: ClusterManager;
@@ -83,6 +85,7 @@ export class ListenerManager {
       firstByteMs: options.firstByteMs ?? DEFAULT_FIRST_BYTE_MS,
       detectTimeoutMs: options.detectTimeoutMs ?? DEFAULT_DETECT_TIMEOUT_MS,
     };
+    if (options.tlsFor !== undefined) deps.tlsFor = options.tlsFor;
     if (options.hooks !== undefined) deps.hooks = options.hooks;
     if (options.logger !== undefined) deps.logger = options.logger;
     if (options.nodeName !== undefined) deps.nodeName = options.nodeName;

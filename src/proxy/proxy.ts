@@ -23,6 +23,25 @@ import { ProxyTelemetry } from './proxy-telemetry.ts';
 import { UpstreamClusterManager } from './upstream/cluster-manager.ts';
 import { XdsConfigSource } from './xds-config-source.ts';
 
+/** Fetches a workload certificate with a bootstrap token into `dir`, and keeps renewing it at half-life. */
+async function startRotator(c: { ca: string; caBundleFile: string; trustDomain: string }, dir: string, token: string, log: Logger): Promise<CertificateRotator> {
+  const client = new WorkloadCertificateClient({ target: c.ca, caTrustBundle: await readFile(c.caBundleFile, 'utf8'), token, trustDomain: c.trustDomain });
+  const rotator = new CertificateRotator({ source: client, dir, onError: (e) => log.error({ error: (e as Error).message }, 'certificate renewal failed; the current certificate stays') });
+  try {
+    await rotator.start();
+  } catch (e) {
+    throw new ProxyError('no-certificate', `cannot get a workload certificate from the CA at ${c.ca}: ${(e as Error).message}`);
+  }
+  return rotator;
+}
+
+function meshTlsLogging(log: Logger): { onUpdate: (u: { spiffeId: string; serial: string; notAfter: Date }) => void; onError: (e: unknown) => void } {
+  return {
+    onUpdate: (u) => log.info({ spiffeId: u.spiffeId, serial: u.serial, notAfter: u.notAfter.toISOString() }, 'workload certificate loaded'),
+    onError: (e) => log.error({ error: (e as Error).message }, 'new certificate refused; the previous one stays in force'),
+  };
+}
+
 export type CertificateSourceOptions =
   /** Files kept fresh by someone else (a CertificateRotator directory: cert-chain.pem, key.pem, root-cert.pem). */
   | { dir: string }
@@ -34,6 +53,12 @@ export interface ProxyOptions {
   identity: ProxyIdentity;
   xdsProtocol?: 'delta' | 'sotw';
   certificates: CertificateSourceOptions;
+  /**
+   * Node mode: a bootstrap token per service account of the pods this proxy serves. Each gets its own certificate,
+   * and each connection presents the one of the pod it belongs to (as Istio's ztunnel does), so identities stay
+   * per workload. Needs the CA form of `certificates`.
+   */
+  workloadTokens?: { namespace: string; serviceAccount: string; token: string }[];
   /** Audit log of denied and AUDIT calls (JSON lines); none when absent. */
   auditLog?: string;
   ringCapacity?: number;
@@ -77,7 +102,9 @@ export class Proxy {
   readonly source: XdsConfigSource;
   readonly telemetry: ProxyTelemetry;
   private readonly log: Logger;
-  private rotator: CertificateRotator | undefined;
+  private rotators: CertificateRotator[] = [];
+  /** Node mode: the certificate of each served service account, `namespace/serviceAccount`. */
+  private readonly workloadTls = new Map<string, MeshTls>();
   /** The Observer API server, when ProxyOptions.observer asked for one. */
   observer: ObserverServer | undefined;
   private stopped = false;
@@ -91,11 +118,12 @@ export class Proxy {
     this.log = opts.logger;
     this.ring = ring ?? new FlowRing(opts.ringCapacity);
     this.telemetry = new ProxyTelemetry(this.ring, this.metrics, audit, () => this.policy.runtime?.trustDomain ?? tls.trustDomain);
-    this.clusters = new UpstreamClusterManager(tls.clientOptions);
+    this.clusters = new UpstreamClusterManager((alpn, sans, local) => this.tlsOfAddress(local).clientOptions(alpn, sans));
     const nodeName = opts.identity.nodeName ?? '';
     this.http = new TrellisHttpEngine({ clusters: this.clusters, policy: this.policy, flows: this.telemetry, nodeName });
     this.listeners = new ListenerManager({
       tls,
+      tlsFor: (l) => (l.pod !== undefined ? this.tlsOfPod(l.pod) : undefined),
       policy: () => this.policy,
       clusters: this.clusters,
       http: this.http,
@@ -117,20 +145,24 @@ export class Proxy {
   /** Gets the certificate, connects to the control plane, and binds listeners once the first config arrives. */
   static async start(opts: ProxyOptions): Promise<Proxy> {
     const c = opts.certificates;
-    let rotator: CertificateRotator | undefined;
-    if ('token' in c) {
-      const client = new WorkloadCertificateClient({ target: c.ca, caTrustBundle: await readFile(c.caBundleFile, 'utf8'), token: c.token, trustDomain: c.trustDomain });
-      rotator = new CertificateRotator({ source: client, dir: c.dir, onError: (e) => opts.logger.error({ error: (e as Error).message }, 'certificate renewal failed; the current certificate stays') });
-      try {
-        await rotator.start();
-      } catch (e) {
-        throw new ProxyError('no-certificate', `cannot get a workload certificate from the CA at ${c.ca}: ${(e as Error).message}`);
+    const rotators: CertificateRotator[] = [];
+    const extra = new Map<string, MeshTls>();
+    let tls: MeshTls | undefined;
+    try {
+      if ('token' in c) rotators.push(await startRotator(c, c.dir, c.token, opts.logger));
+      tls = await MeshTls.fromDirectory(c.dir, meshTlsLogging(opts.logger));
+      for (const w of opts.workloadTokens ?? []) {
+        if (!('token' in c)) throw new ProxyError('no-certificate', 'per-workload tokens need the CA (--token, --ca)');
+        const dir = `${c.dir}-${w.namespace}-${w.serviceAccount}`;
+        rotators.push(await startRotator(c, dir, w.token, opts.logger));
+        extra.set(`${w.namespace}/${w.serviceAccount}`, await MeshTls.fromDirectory(dir, meshTlsLogging(opts.logger)));
       }
+    } catch (e) {
+      for (const r of rotators) r.stop();
+      for (const t of extra.values()) t.close();
+      tls?.close();
+      throw e;
     }
-    const tls = await MeshTls.fromDirectory(c.dir, {
-      onUpdate: (u) => opts.logger.info({ spiffeId: u.spiffeId, serial: u.serial, notAfter: u.notAfter.toISOString() }, 'workload certificate loaded'),
-      onError: (e) => opts.logger.error({ error: (e as Error).message }, 'new certificate refused; the previous one stays in force'),
-    });
     const audit = opts.auditLog ? await AuditLog.open({ path: opts.auditLog }) : undefined;
     let ring: FlowRing | undefined;
     let observer: ObserverServer | undefined;
@@ -142,9 +174,24 @@ export class Proxy {
     }
     const p = new Proxy(opts, tls, audit, ring);
     p.observer = observer;
-    p.rotator = rotator;
+    p.rotators = rotators;
+    for (const [k, v] of extra) p.workloadTls.set(k, v);
     p.source.start();
     return p;
+  }
+
+  /** The certificate a pod's connections present: its service account's in a node proxy, else the proxy's own. */
+  private tlsOfPod(pod: string): MeshTls {
+    if (this.workloadTls.size === 0) return this.tls;
+    const p = this.policy.runtime?.cluster.pods.get(pod);
+    return (p && this.workloadTls.get(`${p.namespace}/${p.serviceAccount}`)) ?? this.tls;
+  }
+
+  /** The certificate for a connection from a local source address (a pod IP in a node proxy). */
+  private tlsOfAddress(local: string | undefined): MeshTls {
+    if (this.workloadTls.size === 0 || local === undefined) return this.tls;
+    const p = this.policy.runtime?.cluster.podsByIp.get(local);
+    return (p && this.workloadTls.get(`${p.namespace}/${p.serviceAccount}`)) ?? this.tls;
   }
 
   /** True once a config with listeners is applied and every listener is bound (the admin `/ready`). */
@@ -218,7 +265,8 @@ export class Proxy {
     if (this.stopped) return;
     this.stopped = true;
     this.source.close();
-    this.rotator?.stop();
+    for (const r of this.rotators) r.stop();
+    for (const t of this.workloadTls.values()) t.close();
     await this.listeners.close();
     this.http.close();
     this.clusters.close();

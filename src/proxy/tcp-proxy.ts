@@ -196,7 +196,7 @@ function connectUpstream(o: TcpProxyOptions, host: UpstreamHost, cancel: AbortSi
   return new Promise<Upstream>((resolve, reject) => {
     let tlsOptions: tls.ConnectionOptions | undefined;
     try {
-      tlsOptions = o.clusters.tlsOptions(o.cluster, host, [TCP_ALPN]);
+      tlsOptions = o.clusters.tlsOptions(o.cluster, host, [TCP_ALPN], o.sourceAddress);
     } catch (err) {
       reject(err instanceof Error ? err : new Error(String(err))); // e.g. no workload certificate yet
       return;

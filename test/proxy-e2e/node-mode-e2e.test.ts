@@ -105,17 +105,10 @@ describe('per-node proxy: two pods on one node, talking to sidecar pods elsewher
   });
 
   const dropped = (f: Flow): boolean => f.verdict === 'DROPPED' && f.l7?.type === 'REQUEST';
-  /**
-   * The per-node proxy holds one certificate (its own service account), but mesh mTLS binds identity to the pod:
-   * the server's policy runtime refuses a connection whose certificate is not the source pod's (identity mismatch,
-   * seen here as a reset), and a client refuses a server whose certificate is not the destination pod's
-   * (peer-identity). Per-node mode needs a certificate per served workload (the node proxy asking the CA for each
-   * pod's service account, the CA checking that such a pod runs on that node), chosen per listener inbound and per
-   * source pod outbound.
-   */
-  const perPodCerts = 'per-node mode presents one node certificate; mesh mTLS needs each served pod’s own certificate';
+  // The node proxy holds a certificate per service account of its pods (one --workload-token each) and presents, per
+  // listener inbound and per source pod outbound, the one of the pod the connection belongs to.
 
-  it('outbound from the node: the server sidecar enforces its policy for each node pod by its own identity', { todo: perPodCerts }, async () => {
+  it('outbound from the node: the server sidecar enforces its policy for each node pod by its own identity', async () => {
     const alpha = env.pod('alpha');
     const beta = env.pod('beta');
     assert.deepEqual(await get(alpha.outboundIp, 'srv', '/private/a'), { status: 200, body: 'srv /private/a' });
@@ -128,7 +121,7 @@ describe('per-node proxy: two pods on one node, talking to sidecar pods elsewher
     assert.equal(f.destination?.pod_name, 'srv');
   });
 
-  it('inbound to the node: the node proxy enforces the destination pod’s own policy', { todo: perPodCerts }, async () => {
+  it('inbound to the node: the node proxy enforces the destination pod’s own policy', async () => {
     const cli = env.pod('cli');
     assert.deepEqual(await get(cli.outboundIp, 'alpha', '/private/c'), { status: 200, body: 'alpha /private/c' });
     assert.deepEqual(await get(cli.outboundIp, 'beta', '/public/c'), { status: 200, body: 'beta /public/c' });

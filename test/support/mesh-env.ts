@@ -154,15 +154,22 @@ export class MeshEnv {
   /**
    * Starts one per-node proxy (`trellis proxy --mode node --node node~<IP>~<node>~trellis`) for every pod whose
    * spec says `nodeName` (give those pods `proxy: false`), and waits for its /ready. The node's address is
-   * 127.S.4.<index>; its certificate is for service account `trellis-node` in `trellis-system`. The proxy is known
-   * to flows(), metrics(), stopProxy() as `node/<nodeName>`.
+   * 127.S.4.<index>; its own certificate is for service account `trellis-node` in `trellis-system`, and it gets a
+   * token per service account of the node's pods (`--workload-token`), so each pod's connections carry that pod's
+   * identity. The proxy is known to flows(), metrics(), stopProxy() as `node/<nodeName>`.
    */
   async startNodeProxy(nodeName: string, index = 1): Promise<ProxyProcess> {
     const name = `node/${nodeName}`;
     const ip = `127.${this.opts.subnet}.4.${index}`;
     const node: MeshPod = { name: nodeName, namespace: 'trellis-system', key: name, serviceAccount: 'trellis-node', podIp: ip, appIp: ip, outboundIp: ip, labels: {} };
     const token = this.cp.tokens.issue({ namespace: node.namespace, serviceAccount: node.serviceAccount });
-    return this.launch(name, node, ['--mode', 'node', '--node', `node~${ip}~${nodeName}~trellis`], token, `node-${nodeName}`);
+    const identities = new Set<string>();
+    for (const s of this.opts.pods) if (s.nodeName === nodeName) identities.add(`${s.namespace ?? 'default'}/${s.serviceAccount ?? s.name}`);
+    const workload = [...identities].flatMap((id) => {
+      const [namespace = '', serviceAccount = ''] = id.split('/');
+      return ['--workload-token', `${id}=${this.cp.tokens.issue({ namespace, serviceAccount })}`];
+    });
+    return this.launch(name, node, ['--mode', 'node', '--node', `node~${ip}~${nodeName}~trellis`, ...workload], token, `node-${nodeName}`);
   }
 
   private async launch(name: string, p: MeshPod, who: string[], token: string, stateDir: string): Promise<ProxyProcess> {

@@ -65,7 +65,7 @@ interface HostPool {
 /** The cluster's TLS options for a new connection; a throw (no certificate yet) fails that connection, not the proxy. */
 function tlsFor(pool: UpstreamPool, hp: HostPool, alpn: string): { opts: tls.ConnectionOptions | undefined } | Error {
   try {
-    return { opts: pool.clusters.tlsOptions(hp.cluster, hp.host, [alpn]) };
+    return { opts: pool.clusters.tlsOptions(hp.cluster, hp.host, [alpn], hp.localAddress) };
   } catch (e) {
     return e instanceof Error ? e : new Error(String(e));
   }

@@ -12,7 +12,8 @@ import { Cluster, type ClusterStats } from './upstream-cluster.ts';
  * accepting a peer whose SPIFFE ID is one of `expectedSpiffeIds` (empty: any in the trust domain). Undefined when no
  * certificate is available: tlsOptions then throws rather than let a mesh connection go out in plaintext.
  */
-export type MeshTlsOptionsFactory = (alpn: string[], expectedSpiffeIds: string[]) => ConnectionOptions | undefined;
+/** Mesh mTLS client options; `local` (the source address) picks the workload certificate in a node proxy. */
+export type MeshTlsOptionsFactory = (alpn: string[], expectedSpiffeIds: string[], local?: string) => ConnectionOptions | undefined;
 
 export interface ClusterManagerOptions {
   /** [0, 1) random source for the balancers; tests may seed it. */
@@ -64,11 +65,11 @@ export class UpstreamClusterManager implements ClusterManager {
    * SIMPLE/MUTUAL TLS to a non-mesh host verifies the server against the system roots under the configured SNI and
    * subjectAltNames (no client certificate: we hold none for it, so a server that demands one refuses us).
    */
-  tlsOptions(cluster: UpstreamCluster, _host: UpstreamHost, alpn: string[]): ConnectionOptions | undefined {
+  tlsOptions(cluster: UpstreamCluster, _host: UpstreamHost, alpn: string[], local?: string): ConnectionOptions | undefined {
     const spec = cluster.spec;
     if (spec.local) return undefined;
     if (spec.mtls) {
-      const opts = this.meshTls(alpn, spec.mtls.subjectAltNames);
+      const opts = this.meshTls(alpn, spec.mtls.subjectAltNames, local);
       if (!opts) throw new ProxyError('no-certificate', `no mesh certificate to reach cluster ${spec.name}`);
       return opts;
     }
