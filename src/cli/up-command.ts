@@ -83,6 +83,7 @@ export async function runUp(o: UpCliOptions, io: Io, untilStopped: Promise<void>
       ...(o.serviceRange ? { serviceRange: o.serviceRange } : {}),
       onLog: logPrinter(io, tty),
       onEvent: (t) => io.out(`trellis | ${t}`),
+      onDiagnostics: (ds) => ds.forEach((d) => io.err(formatDiagnostic(d))),
     });
   } catch (e) {
     if (e instanceof RuntimeError) {

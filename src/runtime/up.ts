@@ -1,25 +1,26 @@
 // `trellis up` in loopback isolation: loads the manifests, cleans what a crashed run left, expands workloads into
 // local pods with plan addresses, then starts the control plane and CA (in process), the cluster DNS server, one
-// `trellis proxy` per pod and every container's command; keeps readiness flowing into endpoints and DNS; stops
-// everything in order (proxies drain, then pods, then the control plane).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// `trellis proxy` per pod and every container's command; keeps readiness flowing into endpoints and DNS; applies
+// manifest edits live (a bad edit is refused, located, and changes nothing); stops everything in order (proxies
+// drain, then pods, then the control plane).
+import { mkdirSync, readdirSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ControlPlane } from '../control-plane/control-plane.ts';
-import { listManifestFiles, readManifestFiles } from '../control-plane/manifest-files.ts';
-import { compileMeshConfig } from '../control-plane/mesh-config.ts';
 import { buildCluster, type Cluster } from '../model/cluster.ts';
 import { hasErrors, type Diagnostic } from '../resources/diagnostics.ts';
-import type { Resource, Service } from '../resources/kinds.ts';
+import type { Resource } from '../resources/kinds.ts';
+import type { SourceText } from '../resources/source.ts';
 import { AddressPlan } from './address-plan.ts';
 import { ClusterDnsServer } from './cluster-dns.ts';
-import { ClusterDnsTable } from './cluster-dns-table.ts';
+import type { ClusterDnsTable } from './cluster-dns-table.ts';
 import { expandLocalPods, localPodsYaml, manifestsWithoutPods, type LocalPod } from './local-pods.ts';
 import { cleanupLeftovers, PidRegistry } from './pid-registry.ts';
 import { RuntimeError } from './runtime-error.ts';
 import { hasServiceIp } from './service-env.ts';
+import { exposedEntries, loadUpManifests, localDnsTable, podSignature, serviceStatuses } from './up-model.ts';
 import { PID_FILE, readUpState, upIsRunning, writeUpState, type UpState } from './up-state.ts';
-import { UpPod, type UpLog } from './up-pod.ts';
+import { UpPod, type UpLog, type UpPodContext } from './up-pod.ts';
 
 export interface UpOptions {
   paths: string[];
@@ -34,26 +35,32 @@ export interface UpOptions {
   serviceRange?: string;
   /** Scales probe periods and restart backoff (tests); 1 is real time. */
   timeScale?: number;
+  /** Quiet period after a manifest change before it is applied, ms (default 200). */
+  editDebounceMs?: number;
   onLog?: (line: UpLog) => void;
-  /** Human-readable events: a pod became ready, a container restarted. */
+  /** Human-readable events: a pod became ready, an edit applied or refused. */
   onEvent?: (text: string) => void;
+  /** The located errors of a refused edit. */
+  onDiagnostics?: (diagnostics: Diagnostic[]) => void;
 }
 
-function load(paths: readonly string[]): { resources: Resource[]; sources: ReturnType<typeof readManifestFiles>; diagnostics: Diagnostic[] } {
-  const { files, missing } = listManifestFiles(paths);
-  if (missing.length > 0) {
-    const diagnostics: Diagnostic[] = missing.map((m) => ({ severity: 'error', code: 'not-found', message: `${m}: no such file or directory` }));
-    return { resources: [], sources: [], diagnostics };
-  }
-  const sources = readManifestFiles(files);
-  // The control plane's own compile: what it would refuse is refused here, located in the user's files.
-  const result = compileMeshConfig(sources);
-  if (!result.ok) return { resources: [], sources, diagnostics: result.diagnostics };
-  return { resources: result.config.resources, sources, diagnostics: result.config.warnings };
+const PODS_FILE = 'zzz-local-pods.yaml';
+
+/**
+ * Writes in place with one call. Not a rename: Node 20's recursive watch on Linux follows files by inode, so the
+ * control plane would not see a file replaced by rename. A reload that reads a half-written file is refused and
+ * the write's own later event reloads again.
+ */
+function writeManifestFile(dir: string, name: string, text: string): void {
+  writeFileSync(join(dir, name), text);
+}
+
+function keyOf(r: { metadata: { name: string; namespace?: string } }): string {
+  return `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
 }
 
 export class LocalRuntime {
-  readonly pods: UpPod[] = [];
+  pods: UpPod[] = [];
   readonly warnings: string[] = [];
   cp!: ControlPlane;
   dns!: ClusterDnsServer;
@@ -62,15 +69,17 @@ export class LocalRuntime {
   private readonly manifestsDir: string;
   private readonly startedAt = new Date();
   private writeTimer: NodeJS.Timeout | undefined;
+  private editTimer: NodeJS.Timeout | undefined;
+  private edits: Promise<void> = Promise.resolve();
+  private watchers: FSWatcher[] = [];
   private stopped = false;
-  private services: Service[] = [];
   private exposed: string[] = [];
 
   private constructor(
     readonly opts: UpOptions,
-    private readonly resources: Resource[],
-    private readonly sources: ReturnType<typeof readManifestFiles>,
-    private readonly cluster: Cluster,
+    private resources: Resource[],
+    private sources: SourceText[],
+    private cluster: Cluster,
     private readonly plan: AddressPlan,
   ) {
     this.registry = new PidRegistry(join(opts.stateDir, PID_FILE));
@@ -82,7 +91,7 @@ export class LocalRuntime {
    * located diagnostics, before anything starts.
    */
   static async start(opts: UpOptions): Promise<LocalRuntime> {
-    const { resources, sources, diagnostics } = load(opts.paths);
+    const { resources, sources, diagnostics } = loadUpManifests(opts.paths);
     if (hasErrors(diagnostics)) throw new RuntimeError('INVALID_ARGUMENT', `${diagnostics.filter((d) => d.severity === 'error').length} error(s) in the manifests; nothing was started`, { diagnostics });
     mkdirSync(opts.stateDir, { recursive: true });
     const previous = readUpState(opts.stateDir);
@@ -102,22 +111,17 @@ export class LocalRuntime {
   private async boot(): Promise<void> {
     const { pods, skipped } = expandLocalPods(this.resources, this.cluster, this.plan);
     this.warnings.push(...skipped);
-    this.services = this.cluster.services;
-    const serviceKeys = this.services.filter(hasServiceIp).map((s) => `${s.metadata.namespace ?? 'default'}/${s.metadata.name}`);
-    for (const k of serviceKeys) this.plan.service(k);
-    this.plan.retain(pods.map((p) => p.key), serviceKeys);
-    this.plan.save();
-    this.exposed = exposedEntries(this.resources);
-
     const problems: Diagnostic[] = [];
-    const ups = pods.map((lp) => new UpPod(lp, this.podContext(), problems));
+    const ctx = this.podContext(this.resources, this.cluster);
+    const ups = pods.map((lp) => new UpPod(lp, ctx, problems));
     if (hasErrors(problems)) throw new RuntimeError('CONTAINER_CONFIG', `${problems.filter((d) => d.severity === 'error').length} container configuration error(s); nothing was started`, { diagnostics: problems });
-    this.pods.push(...ups);
+    this.pods = ups;
+    this.savePlan();
+    this.exposed = exposedEntries(this.resources);
 
     rmSync(this.manifestsDir, { recursive: true, force: true });
     mkdirSync(this.manifestsDir, { recursive: true });
-    for (const f of manifestsWithoutPods(this.sources)) writeFileSync(join(this.manifestsDir, f.name), f.text);
-    this.writePodsFile();
+    this.writeManifests();
     this.cp = new ControlPlane({ paths: [this.manifestsDir], stateDir: join(this.opts.stateDir, 'cp'), xdsPort: 0, caPort: 0, adminPort: 0, debounceMs: 50, logger: this.opts.logger });
     try {
       await this.cp.start();
@@ -127,8 +131,8 @@ export class LocalRuntime {
     try {
       this.rebuildDns();
       this.dns = await ClusterDnsServer.start({ host: this.opts.dnsHost ?? '127.0.0.1', port: this.opts.dnsPort ?? 0, resolver: (name, qtype, ip) => this.resolveDns(name, qtype, ip) });
-      for (const p of this.pods) p.startProxy(this.cp, join(this.opts.stateDir, 'cp', 'root-cert.pem'), join(this.opts.stateDir, 'proxies'));
-      for (const p of this.pods) p.startContainers();
+      for (const p of this.pods) this.startPod(p);
+      this.watchManifests();
     } catch (e) {
       await this.stop();
       throw e;
@@ -136,10 +140,20 @@ export class LocalRuntime {
     this.writeState();
   }
 
-  private podContext(): ConstructorParameters<typeof UpPod>[1] {
+  private startPod(p: UpPod): void {
+    p.startProxy(this.cp, join(this.opts.stateDir, 'cp', 'root-cert.pem'), join(this.opts.stateDir, 'proxies'));
+    p.startContainers();
+  }
+
+  private async stopPod(p: UpPod): Promise<void> {
+    await p.stopProxy();
+    await p.stopContainers();
+  }
+
+  private podContext(resources: readonly Resource[], cluster: Cluster): UpPodContext {
     return {
-      resources: this.resources,
-      services: this.cluster.services,
+      resources,
+      services: cluster.services,
       serviceAddress: (svc, lp) => (hasServiceIp(svc) ? lp.addresses.outboundIp : undefined),
       registry: this.registry,
       timeScale: this.opts.timeScale ?? 1,
@@ -148,8 +162,98 @@ export class LocalRuntime {
     };
   }
 
-  private onPodChange(pod: UpPod, readyChanged: boolean): void {
+  /** Service VIPs for every Service with an address; forgets pods and Services that are gone. */
+  private savePlan(): void {
+    const serviceKeys = this.cluster.services.filter(hasServiceIp).map(keyOf);
+    for (const k of serviceKeys) this.plan.service(k);
+    this.plan.retain(this.pods.map((p) => p.lp.key), serviceKeys);
+    this.plan.save();
+  }
+
+  private watchManifests(): void {
+    for (const p of this.opts.paths) {
+      try {
+        const w = watch(p, { recursive: true }, () => this.scheduleEdit());
+        w.on('error', () => this.scheduleEdit());
+        this.watchers.push(w);
+      } catch (e) {
+        this.warnings.push(`cannot watch ${p} (${(e as Error).message}): edits there need a restart`);
+      }
+    }
+  }
+
+  private scheduleEdit(): void {
     if (this.stopped) return;
+    if (this.editTimer) clearTimeout(this.editTimer);
+    this.editTimer = setTimeout(() => {
+      this.editTimer = undefined;
+      this.edits = this.edits.then(() => this.applyEdit()).catch((e: unknown) => this.opts.onEvent?.(`edit failed: ${(e as Error).message}`));
+    }, this.opts.editDebounceMs ?? 200);
+  }
+
+  /**
+   * Applies the manifests as they are now: a bad edit is refused (located errors) and nothing changes; otherwise the
+   * control plane gets the new objects, new and changed pods start, and removed ones stop (a replaced Deployment
+   * replica starts before the old one stops; a pod that keeps its name stops first, as its addresses are reused).
+   */
+  async applyEdit(): Promise<void> {
+    if (this.stopped) return;
+    const next = loadUpManifests(this.opts.paths);
+    if (hasErrors(next.diagnostics)) {
+      this.opts.onDiagnostics?.(next.diagnostics.filter((d) => d.severity === 'error'));
+      this.opts.onEvent?.(`edit refused: ${next.diagnostics.filter((d) => d.severity === 'error').length} error(s); the running system is unchanged`);
+      return;
+    }
+    if (JSON.stringify(next.sources) === JSON.stringify(this.sources)) return;
+    const cluster = buildCluster(next.resources);
+    const { pods } = expandLocalPods(next.resources, cluster, this.plan);
+    const old = new Map(this.pods.map((p) => [p.lp.key, p] as const));
+    const kept: UpPod[] = [];
+    const fresh: LocalPod[] = [];
+    for (const lp of pods) {
+      const o = old.get(lp.key);
+      if (o && podSignature(o.lp) === podSignature(lp)) {
+        kept.push(o);
+        old.delete(lp.key);
+      } else fresh.push(lp);
+    }
+    const problems: Diagnostic[] = [];
+    const ctx = this.podContext(next.resources, cluster);
+    const added = fresh.map((lp) => new UpPod(lp, ctx, problems));
+    if (hasErrors(problems)) {
+      this.plan.retain(this.pods.map((p) => p.lp.key), this.cluster.services.filter(hasServiceIp).map(keyOf));
+      this.opts.onDiagnostics?.(problems.filter((d) => d.severity === 'error'));
+      this.opts.onEvent?.('edit refused: container configuration errors; the running system is unchanged');
+      return;
+    }
+    const replacedInPlace = [...old.values()].filter((p) => fresh.some((lp) => lp.key === p.lp.key));
+    const removed = [...old.values()].filter((p) => !replacedInPlace.includes(p));
+    this.resources = next.resources;
+    this.sources = next.sources;
+    this.cluster = cluster;
+    this.exposed = exposedEntries(next.resources);
+    this.pods = [...kept, ...added].sort((a, b) => (a.lp.key < b.lp.key ? -1 : 1));
+    this.savePlan();
+    this.writeManifests();
+    this.rebuildDns();
+    this.opts.onEvent?.(`edit applied: ${added.length} pod(s) started, ${removed.length + replacedInPlace.length} stopped`);
+    await Promise.all(replacedInPlace.map((p) => this.stopPod(p)));
+    for (const p of added) this.startPod(p);
+    await Promise.all(removed.map((p) => this.stopPod(p)));
+    this.writeState();
+  }
+
+  /** The user's objects without Pods and workloads, and the generated pods file; stale files are removed. */
+  private writeManifests(): void {
+    const files = manifestsWithoutPods(this.sources);
+    const names = new Set([...files.map((f) => f.name), PODS_FILE]);
+    for (const f of readdirSync(this.manifestsDir)) if (!names.has(f)) rmSync(join(this.manifestsDir, f), { force: true });
+    for (const f of files) writeManifestFile(this.manifestsDir, f.name, f.text);
+    this.writePodsFile();
+  }
+
+  private onPodChange(pod: UpPod, readyChanged: boolean): void {
+    if (this.stopped || !this.pods.includes(pod)) return;
     if (readyChanged) {
       this.opts.onEvent?.(`pod ${pod.lp.key} ${pod.ready ? 'ready' : 'not ready'}`);
       this.writePodsFile();
@@ -161,26 +265,11 @@ export class LocalRuntime {
   /** The generated pods file: the control plane reloads it and only ready pods are healthy endpoints. */
   private writePodsFile(): void {
     const ready = new Map(this.pods.map((p) => [p.lp.key, p.ready] as const));
-    writeFileSync(join(this.manifestsDir, 'zzz-local-pods.yaml'), localPodsYaml(this.pods.length > 0 ? this.pods.map((p) => p.lp) : [], (k) => ready.get(k) ?? false));
+    writeManifestFile(this.manifestsDir, PODS_FILE, localPodsYaml(this.pods.map((p) => p.lp), (k) => ready.get(k) ?? false));
   }
 
   private rebuildDns(): void {
-    const byKey = new Map<string, LocalPod>(this.pods.map((p) => [p.lp.key, p.lp]));
-    const ready = new Map(this.pods.map((p) => [p.lp.key, p.ready] as const));
-    const pods = new Map([...this.cluster.pods].map(([k, p]) => [k, { ...p, ready: ready.get(k) ?? false, ips: byKey.has(k) ? [byKey.get(k)!.addresses.podIp] : p.ips }] as const));
-    const cluster: Cluster = { ...this.cluster, pods, podsByIp: new Map([...pods.values()].flatMap((p) => p.ips.map((ip) => [ip, p] as const))) };
-    this.dnsTable = new ClusterDnsTable({
-      cluster,
-      resources: this.resources,
-      serviceAddress: (svc, client) => {
-        const lp = client ? byKey.get(client.key) : undefined;
-        return lp ? lp.addresses.outboundIp : this.plan.service(`${svc.metadata.namespace ?? 'default'}/${svc.metadata.name}`);
-      },
-      clientPod: (ip) => {
-        const key = this.plan.podAt(ip);
-        return key ? pods.get(key) : undefined;
-      },
-    });
+    this.dnsTable = localDnsTable(this.cluster, this.resources, this.pods, this.plan);
   }
 
   private resolveDns(name: string, qtype: number, ip: string): ReturnType<ClusterDnsTable['resolve']> {
@@ -208,7 +297,7 @@ export class LocalRuntime {
       controlPlane: { xds: `127.0.0.1:${this.cp.xdsPort}`, ca: this.cp.caTarget ?? '', admin: this.cp.adminUrl ?? '' },
       dns: `${this.dns.host}:${this.dns.port}`,
       pods: this.pods.map((p) => p.status()),
-      services: serviceStatuses(this.services, this.pods),
+      services: serviceStatuses(this.cluster.services, this.pods),
       exposed: this.exposed,
       updatedAt: now,
     };
@@ -227,6 +316,9 @@ export class LocalRuntime {
     if (this.stopped) return;
     this.stopped = true;
     if (this.writeTimer) clearTimeout(this.writeTimer);
+    if (this.editTimer) clearTimeout(this.editTimer);
+    for (const w of this.watchers) w.close();
+    await this.edits;
     await Promise.all(this.pods.map((p) => p.stopProxy()));
     await Promise.all(this.pods.map((p) => p.stopContainers()));
     await this.cp?.stop();
@@ -235,34 +327,3 @@ export class LocalRuntime {
   }
 }
 
-function serviceStatuses(services: readonly Service[], pods: readonly UpPod[]): UpState['services'] {
-  return services.map((svc) => {
-    const ns = svc.metadata.namespace ?? 'default';
-    const sel = svc.spec.selector;
-    const endpoints: UpState['services'][number]['endpoints'] = [];
-    if (sel && Object.keys(sel).length > 0) {
-      for (const p of pods) {
-        const m = p.lp.model;
-        if (m.namespace !== ns || !Object.entries(sel).every(([k, v]) => m.labels[k] === v)) continue;
-        for (const sp of svc.spec.ports) {
-          const port = typeof sp.targetPort === 'number' ? sp.targetPort : m.ports.find((c) => c.name === sp.targetPort)?.containerPort;
-          if (port !== undefined && !endpoints.some((e) => e.address === `${p.lp.addresses.podIp}:${port}`)) endpoints.push({ pod: m.key, address: `${p.lp.addresses.podIp}:${port}`, ready: p.ready });
-        }
-      }
-    }
-    return { key: `${ns}/${svc.metadata.name}`, type: svc.spec.type, ports: svc.spec.ports.map((p) => `${p.port}/${p.protocol}`), endpoints };
-  });
-}
-
-/** NodePort/LoadBalancer Services and Ingresses: listed honestly, as nothing exposes them in loopback mode yet. */
-function exposedEntries(resources: readonly Resource[]): string[] {
-  const out: string[] = [];
-  for (const r of resources) {
-    const name = `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
-    if (r.kind === 'Service' && (r.spec.type === 'NodePort' || r.spec.type === 'LoadBalancer')) {
-      const ports = r.spec.ports.map((p) => `${p.nodePort ?? p.port}/${p.protocol}`).join(', ');
-      out.push(`${r.spec.type} ${name} ${ports}: not exposed on the host yet (no NodePort gateway in this version)`);
-    } else if (r.kind === 'Ingress') out.push(`Ingress ${name}: not served yet (no Trellis gateway proxy in this version)`);
-  }
-  return out;
-}

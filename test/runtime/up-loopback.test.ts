@@ -129,7 +129,8 @@ async function waitAllReady(stateDir: string, child: ChildProcess, logs: () => s
   const deadline = Date.now() + 60_000;
   for (;;) {
     const state = readState(stateDir);
-    if (state && state.pods.length === pods && state.pods.every((p) => p.ready)) return state;
+    // The state of this run (a killed run leaves its file behind until the next one replaces it).
+    if (state && state.pid === child.pid && state.pods.length === pods && state.pods.every((p) => p.ready)) return state;
     assert.ok(Date.now() < deadline, `pods not ready in 60 s:\n${JSON.stringify(state?.pods, null, 1)}\n${logs().slice(-4000)}`);
     assert.equal(child.exitCode, null, `up exited:\n${logs().slice(-4000)}`);
     await sleep(200);
@@ -271,24 +272,49 @@ describe('trellis up (loopback)', { timeout: 150_000 }, () => {
     assert.equal(trellis(['status', '--state-dir', stateDir]).code, 1);
   });
 
-  it('after a SIGKILL of up, its pods keep running until trellis down removes them; a new run keeps the addresses', async () => {
+  it('edits apply live (a bad one is refused, located); after a SIGKILL of up its pods keep running until the next up removes them; addresses stay', async () => {
     let logs = '';
     up = spawn(process.execPath, ['--import', 'tsx', CLI, 'up', '-f', join(dir, 'mesh.yaml'), '--state-dir', stateDir, ...RANGES], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    up.stdout?.setEncoding('utf8').on('data', (d: string) => (logs = (logs + d).slice(-100_000)));
-    up.stderr?.setEncoding('utf8').on('data', (d: string) => (logs = (logs + d).slice(-100_000)));
+    up.stdout?.setEncoding('utf8').on('data', (d: string) => (logs += d));
+    up.stderr?.setEncoding('utf8').on('data', (d: string) => (logs += d));
     const state = await waitAllReady(stateDir, up, () => logs, 2);
     assert.deepEqual(state.pods.map((p) => `${p.key} ${p.podIp}`).sort(), firstIps);
-    const pids = state.pods.flatMap((p) => [p.proxy.pid, ...p.containers.map((c) => c.pid)]).filter((p): p is number => typeof p === 'number');
-    assert.equal(pids.length, 4);
+
+    // A bad edit is refused with its location, and nothing changes.
+    const good = readFileSync(join(dir, 'mesh.yaml'), 'utf8');
+    let mark = logs.length;
+    writeFileSync(join(dir, 'mesh.yaml'), good.replace('ports: [{name: http, port: 8081,', 'ports: [{name: http, port: 98081,'));
+    for (const end = Date.now() + 15_000; !/edit refused/.test(logs.slice(mark)); await sleep(100)) assert.ok(Date.now() < end, `no refusal:\n${logs.slice(mark)}`);
+    assert.match(logs.slice(mark), /mesh\.yaml:\d+:\d+/);
+    assert.deepEqual(readState(stateDir)?.pods.map((p) => `${p.key} ${p.podIp}`).sort(), firstIps);
+
+    // A good edit applies live: two client replicas.
+    mark = logs.length;
+    writeFileSync(join(dir, 'mesh.yaml'), good.replace(/name: client, namespace: demo\}\nspec:\n {2}replicas: 1/, 'name: client, namespace: demo}\nspec:\n  replicas: 2'));
+    const three = await waitAllReady(stateDir, up, () => logs, 3);
+    assert.match(logs.slice(mark), /edit applied: 1 pod\(s\) started, 0 stopped/);
+    const pids = three.pods.flatMap((p) => [p.proxy.pid, ...p.containers.map((c) => c.pid)]).filter((p): p is number => typeof p === 'number');
+    assert.equal(pids.length, 6);
+
     const exited = once(up, 'exit');
     up.kill('SIGKILL');
     await exited;
     // Orphans: the pods run in their own process groups, so they outlive a killed up.
     for (const pid of pids) assert.equal(alive(pid), true, `pid ${pid} should still run after the SIGKILL`);
+    // The next up cleans them up before it starts anything.
+    mark = logs.length;
+    up = spawn(process.execPath, ['--import', 'tsx', CLI, 'up', '-f', join(dir, 'mesh.yaml'), '--state-dir', stateDir, ...RANGES], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout?.setEncoding('utf8').on('data', (d: string) => (logs += d));
+    up.stderr?.setEncoding('utf8').on('data', (d: string) => (logs += d));
+    const again = await waitAllReady(stateDir, up, () => logs, 3);
+    // (Processes that write to their closed log pipe die of EPIPE by themselves; the quiet ones are left for up.)
+    assert.match(logs.slice(mark), /stopped [1-6] process group\(s\) a previous run left behind/);
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} still runs after the next up`);
+    const last = [again.pid, ...again.pods.flatMap((p) => [p.proxy.pid, ...p.containers.map((c) => c.pid)])].filter((p): p is number => typeof p === 'number');
+    const downExit = once(up, 'exit');
     const down = trellis(['down', '--state-dir', stateDir]);
     assert.equal(down.code, 0, down.err);
-    assert.match(down.out, /killed leftover/);
-    await sleep(200);
-    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} still runs after down`);
+    await downExit;
+    for (const pid of last) assert.equal(alive(pid), false, `pid ${pid} still runs after down`);
   });
 });
