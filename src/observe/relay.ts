@@ -9,6 +9,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ObserverClient } from './observer-client.ts';
 import { nsOf, timestampOf, type Timestamp } from './observer-protos.ts';
+import { TimeHeap, type TimedItem } from './observer-time-heap.ts';
 import { compileRequest, OBSERVER_VERSION, serveObserver, type GetFlowsRequest, type ObserverServer } from './observer-server.ts';
 
 export const DEFAULT_RELAY_PORT = 4245;
@@ -31,53 +32,7 @@ interface Peer {
 }
 
 type Raw = Record<string, unknown>;
-interface Held {
-  t: bigint;
-  at: number;
-  msg: Raw;
-}
-
-/** A binary min-heap on flow time. */
-class TimeHeap {
-  private readonly a: Held[] = [];
-  get size(): number {
-    return this.a.length;
-  }
-  peek(): Held | undefined {
-    return this.a[0];
-  }
-  push(h: Held): void {
-    const a = this.a;
-    a.push(h);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if ((a[p] as Held).t <= h.t) break;
-      a[i] = a[p] as Held;
-      i = p;
-    }
-    a[i] = h;
-  }
-  pop(): Held | undefined {
-    const a = this.a;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= a.length) break;
-        const r = l + 1;
-        const c = r < a.length && (a[r] as Held).t < (a[l] as Held).t ? r : l;
-        if ((a[c] as Held).t >= last.t) break;
-        a[i] = a[c] as Held;
-        i = c;
-      }
-      a[i] = last;
-    }
-    return top;
-  }
-}
+type Held = TimedItem<Raw>;
 
 function now(): Timestamp {
   return timestampOf(BigInt(Date.now()) * 1_000_000n);
@@ -91,13 +46,17 @@ export class ObserverRelay {
   private readonly peerMap = new Map<string, Peer>();
   private readonly startedNs = process.hrtime.bigint();
   private streams = 0;
+  /** Following GetFlows calls, told about each peer added after they started. */
+  private readonly addedListeners = new Set<(peer: Peer) => void>();
   constructor(readonly opts: RelayOptions = {}) {}
 
   addPeer(name: string, address: string): void {
     const old = this.peerMap.get(name);
     if (old?.address === address) return;
     old?.client.close();
-    this.peerMap.set(name, { name, address, client: new ObserverClient(address) });
+    const peer = { name, address, client: new ObserverClient(address) };
+    this.peerMap.set(name, peer);
+    for (const l of this.addedListeners) l(peer);
   }
 
   removePeer(name: string): void {
@@ -195,16 +154,20 @@ export class ObserverRelay {
     const lastN = !follow && !req.first && Number(req.number ?? 0) > 0 ? Number(req.number) : 0;
     const window = this.opts.reorderWindowMs ?? 500;
     const cap = this.opts.maxBuffered ?? 10_000;
-    const heap = new TimeHeap();
+    const heap = new TimeHeap<Raw>();
     const streams: ReturnType<ObserverClient['getFlows']>[] = [];
     let ended = false;
     let paused = false;
     let timer: NodeJS.Timeout | undefined;
+    let onAdded: ((peer: Peer) => void) | undefined;
+    let cancelled: () => void = () => undefined;
     const stop = (): void => {
       if (ended) return;
       ended = true;
       if (timer) clearInterval(timer);
+      if (onAdded) this.addedListeners.delete(onAdded);
       for (const s of streams) s.cancel();
+      cancelled();
     };
     call.on('cancelled', stop);
     call.on('close', stop);
@@ -234,11 +197,11 @@ export class ObserverRelay {
     }
     if (available.length > 0) write(nodeStatus('NODE_CONNECTED', available.map((p) => p.name), ''));
     if (follow) timer = setInterval(() => flush(false), Math.max(20, Math.floor(window / 4)));
-    await Promise.all(
-      available.map(async (peer) => {
+    const consume = async (peer: Peer): Promise<void> => {
         const s = peer.client.getFlows(req);
         streams.push(s);
         if (ended) s.cancel();
+        if (paused) s.call.pause();
         try {
           for await (const e of s.call) {
             const m = e as Raw;
@@ -252,8 +215,22 @@ export class ObserverRelay {
           const err = e as grpc.ServiceError;
           if (!ended && err.code !== grpc.status.CANCELLED) write(nodeStatus('NODE_UNAVAILABLE', [peer.name], err.details || err.message));
         }
-      }),
-    );
+    };
+    const initial = available.map(consume);
+    if (follow && req.until == null) {
+      // Following without an end: peers that join later are followed too, until the client goes away.
+      onAdded = (peer) => {
+        write(nodeStatus('NODE_CONNECTED', [peer.name], ''));
+        void consume(peer);
+      };
+      this.addedListeners.add(onAdded);
+      await new Promise<void>((resolve) => {
+        cancelled = resolve;
+        if (ended || call.cancelled) resolve();
+      });
+      return;
+    }
+    await Promise.all(initial);
     if (ended || call.cancelled) return;
     if (lastN > 0) {
       const sorted: Held[] = [];

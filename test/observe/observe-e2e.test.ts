@@ -152,9 +152,13 @@ describe('trellis observe against the relay and real proxies', () => {
   });
 
   it('--follow streams new flows as they happen', async () => {
-    const seen = observe(['--server', relay, '--follow', '--http-path', '^/public/follow$'], (out) => out.includes('/public/follow'));
-    await new Promise((r) => setTimeout(r, 2500));
-    assert.equal(await get(env.pod('web').outboundIp, '/public/follow'), 200);
+    let done = false;
+    const seen = observe(['--server', relay, '--follow', '--http-path', '^/public/follow$'], (out) => out.includes('/public/follow')).finally(() => (done = true));
+    // The CLI needs a moment to start; requests repeat until it has seen one (each is a new flow).
+    while (!done) {
+      assert.equal(await get(env.pod('web').outboundIp, '/public/follow'), 200);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const r = await seen;
     assert.match(r.out, /\/public\/follow/);
   });

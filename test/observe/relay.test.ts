@@ -91,6 +91,25 @@ describe('relay', () => {
     assert.deepEqual(flowsOf(await got).map((f) => f.s), ['b19', 'a20']);
   });
 
+  it('following: a peer added later is followed too, and announced', async () => {
+    const ringC = new FlowRing(16);
+    const c = await startObserver({ ring: ringC, nodeName: 'node-late' });
+    try {
+      const s = client.getFlows({ follow: true });
+      const got = collect(s, (es) => flowsOf(es).length >= 1);
+      await new Promise((r) => setTimeout(r, 300));
+      relayServer.relay.addPeer('node-late', c.address);
+      await new Promise((r) => setTimeout(r, 300));
+      ringC.push(flow({ time: timeAt(25_000), Summary: 'late' }));
+      const es = await got;
+      assert.deepEqual(flowsOf(es).map((f) => [f.s, f.node]), [['late', 'node-late']]);
+      assert.ok(es.some((e) => e.kind === 'node' && e.state === 'NODE_CONNECTED' && e.nodeNames.includes('node-late')));
+    } finally {
+      relayServer.relay.removePeer('node-late');
+      await c.close();
+    }
+  });
+
   it("a peer's lost events pass through with its name, and the count is exact", async () => {
     const s = client.getFlows({ follow: true });
     const got = collect(s, (es) => es.some((e) => e.kind === 'flow' && e.flow.Summary === 'last'), 8000);
