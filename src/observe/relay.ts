@@ -1,7 +1,8 @@
 // The relay (Hubble Relay's role, on the conventional port 4245): one Observer API over many. GetFlows asks every
 // peer with the same request and merges their streams in time order: flows wait in a small reorder window (a peer's
 // stream is nearly, not strictly, time ordered) and leave oldest first. Without follow the whole answer is sorted;
-// `number` without `first` keeps the newest N overall, `first` takes N per peer as Hubble Relay does. A peer's lost
+// `number` without `first` keeps the newest N overall, `first` takes N per peer as Hubble Relay does (and so does
+// `number` with `follow`: each peer's backlog, merged). A following call also follows peers added after it began. A peer's lost
 // events pass through with its node name; a peer that cannot be reached is reported as a node_status event
 // (NODE_UNAVAILABLE) and in ServerStatus, never silently skipped. A slow client pauses the peers' streams (nothing is
 // dropped here; the peers' rings then report what they lost). Peers are given (addPeer/removePeer), e.g. by the
