@@ -202,7 +202,8 @@ export class ProcessSupervisor {
     delete this.st.pid;
     this.probes?.stop();
     const exitReason = this.stopping ? 'stopped' : reason;
-    this.st.lastExit = { code, signal, reason: exitReason, at: Date.now(), ...(message !== undefined ? { message } : {}) };
+    const exitedAt = Date.now();
+    this.st.lastExit = { code, signal, reason: exitReason, at: exitedAt, ...(message !== undefined ? { message } : {}) };
     const waiters = this.exitWaiters;
     this.exitWaiters = [];
     if (this.stopping) {
@@ -219,7 +220,7 @@ export class ProcessSupervisor {
       return;
     }
     const wait = this.backoff.exited();
-    this.st.nextStartAt = Date.now() + wait;
+    this.st.nextStartAt = exitedAt + wait;
     this.setPhase('backoff');
     this.startTimer = setTimeout(() => this.spawnChild(), wait);
     waiters.forEach((w) => w());
