@@ -3,6 +3,7 @@
 import { mdRow, targetsTable, type machineInfo } from './bench-common.ts';
 import type { FixedRateResult, SaturationResult } from './proxy-bench-load.ts';
 import type { BenchProtocol } from './proxy-bench-types.ts';
+import { whereMarkdown, type WhereResult } from './proxy-bench-where.ts';
 
 export type TargetName = 'direct' | 'haproxy' | 'nginx' | 'trellis-one-hop' | 'trellis-two-hop';
 
@@ -23,8 +24,10 @@ export interface BenchResult {
   date: string;
   judged: boolean;
   machine: ReturnType<typeof machineInfo>;
-  config: { seconds: number; latencySeconds: number; rate: number; warmupSeconds: number; targets: TargetName[]; protocols: BenchProtocol[]; wrk: string; h2load: string; bodyBytes: number };
+  config: { seconds: number; latencySeconds: number; rate: number; warmupSeconds: number; targets: TargetName[]; protocols: BenchProtocol[]; wrk: string; h2load: string; bodyBytes: number; trellisNodeFlags?: string[] };
   cells: Cell[];
+  /** The profiled Trellis run: where the proxies' CPU time and memory go. */
+  where?: WhereResult;
   comparisons?: Comparison[];
 }
 
@@ -159,11 +162,13 @@ export function renderMarkdown(r: BenchResult): string {
     if (lag) out.push('', `Send lag against the schedule (direct run): p50 ${r3(lag.p50)} ms, p99 ${r3(lag.p99)} ms.`);
     out.push('');
   }
+  if (r.where) out.push(...whereMarkdown(r.where));
   out.push(
     '## Method',
     '',
     `Upstreams: nginx (1 worker) serves a 1 KB static file over HTTP/1.1 and over h2c (HTTP/2 prior knowledge) — nginx rather than a Node server because it is cheaper and steadier per request, so on ${m.cores} cores it takes less CPU from the proxy under test and adds less jitter; gRPC unary is a grpc-js server in its own process answering each 1 KB request with a 1 KB message. ` +
-      'Baselines: HAProxy (Debian, HTTP mode, nbthread 1, http-reuse always; HTTP/2 on both sides for h2c and gRPC) and nginx (Debian, 1 worker, keep-alive upstream pool; it cannot proxy HTTP/2 to an HTTP upstream, so for h2c it talks HTTP/1.1 to the upstream, and uses grpc_pass for gRPC). Trellis two-hop is a client-side proxy and a server-side proxy with mesh mTLS between them, L7 policy and flows on; one-hop is the server-side proxy alone. ' +
+      'Baselines: HAProxy (Debian, HTTP mode, nbthread 1, http-reuse always; HTTP/2 on both sides for h2c and gRPC) and nginx (Debian, 1 worker, keep-alive upstream pool; it cannot proxy HTTP/2 to an HTTP upstream, so for h2c it talks HTTP/1.1 to the upstream, and uses grpc_pass for gRPC). Trellis two-hop is a client-side proxy and a server-side proxy with mesh mTLS between them, L7 policy and flows on; one-hop is the server-side proxy alone (clients reach its inbound listener in plaintext, PeerAuthentication PERMISSIVE, the same L7 rules). ' +
+      `Trellis proxies are real \`trellis proxy\` processes run from the compiled code (dist/), configured over xDS by a control plane in the benchmark process (not measured)${r.config.trellisNodeFlags ? `, with node flags \`${r.config.trellisNodeFlags.join(' ') || '(none)'}\`` : ''}. ` +
       `Maximum rate: wrk ${r.config.wrk} (HTTP/1.1) and h2load ${r.config.h2load} (h2c; gRPC posts a 1 KB message in a gRPC frame with content-type application/grpc and te: trailers), ${r.config.seconds} s after a ${r.config.warmupSeconds} s warm-up. ` +
       'Proxy CPU is user + system time of every proxy process (nginx: master and worker; Trellis two-hop: both proxies) from /proc/<pid>/stat over the measured run; rps per proxy core = requests ÷ that CPU time; "per hop" multiplies by the proxies a request passes (a sidecar handles each request once, as in Istio\'s 0.2 vCPU per 1,000 rps). ' +
       `Fixed rate: an open-loop generator in Node sends ${r.config.rate.toLocaleString('en')} requests per second (http.Agent keep-alive, node:http2 and grpc-js clients) whether or not earlier ones have returned, for ${r.config.latencySeconds} s after a ${r.config.warmupSeconds} s warm-up at the same rate; each request is timed with process.hrtime from hand-off to the client until the whole 1 KB answer (and for gRPC the status) arrived, so the client's own cost is in every row and cancels in "added" = target − direct at the same percentile. ` +

@@ -10,8 +10,10 @@
 //
 // Environment: BENCH_SECONDS (10) per maximum-rate run, BENCH_LATENCY_SECONDS (10) per fixed-rate run,
 // BENCH_RATE (1000) the fixed rate, BENCH_WARMUP_SECONDS (3) before each measured run, BENCH_TARGETS and
-// BENCH_PROTOCOLS (comma lists; default all) to run a subset. Results are written to bench/results/proxy.json
-// and proxy.md only at the default settings (a judged run), or with BENCH_WRITE=1.
+// BENCH_PROTOCOLS (comma lists; default all) to run a subset, BENCH_PROFILE_SECONDS (5; 0 skips it) for the
+// profiled Trellis run that says where the time goes, and the Trellis proxies' own knobs (BENCH_PROXY_NODE_FLAGS,
+// BENCH_CPU_PROF: bench/proxy-bench-trellis.ts). Results are written to bench/results/proxy.json and proxy.md only at
+// the default settings (a judged run), or with BENCH_WRITE=1.
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,7 +23,8 @@ import { fixedRate, interleaved, makeClient, once, runH2load, runWrk, type Clien
 import { cpuSeconds, killAllStarted, rssBytes, runTool, withDescendants } from './proxy-bench-procs.ts';
 import { renderMarkdown, type BenchResult, type Cell, type TargetName } from './proxy-bench-report.ts';
 import { startGrpcUpstream, startHaproxy, startNginxProxy, startStaticUpstream, type Upstreams } from './proxy-bench-servers.ts';
-import { startTrellis, TrellisNotAvailable } from './proxy-bench-trellis.ts';
+import { proxyNodeFlags, startTrellis, TrellisNotAvailable } from './proxy-bench-trellis.ts';
+import { whereLines, whereTimeGoes, type WhereResult } from './proxy-bench-where.ts';
 import { grpcFrame, grpcMessage, type BenchProtocol, type RunningProxy } from './proxy-bench-types.ts';
 
 const num = (name: string, dflt: number): number => {
@@ -44,6 +47,7 @@ const SECONDS = num('BENCH_SECONDS', 10);
 const LATENCY_SECONDS = num('BENCH_LATENCY_SECONDS', 10);
 const RATE = num('BENCH_RATE', 1000);
 const WARMUP_SECONDS = num('BENCH_WARMUP_SECONDS', 3);
+const PROFILE_SECONDS = process.env.BENCH_PROFILE_SECONDS === '0' ? 0 : num('BENCH_PROFILE_SECONDS', 5);
 const TARGETS = list('BENCH_TARGETS', ALL_TARGETS);
 const PROTOCOLS = list('BENCH_PROTOCOLS', ALL_PROTOCOLS);
 const JUDGED = SECONDS === 10 && LATENCY_SECONDS === 10 && RATE === 1000 && WARMUP_SECONDS === 3 && TARGETS.length === ALL_TARGETS.length && PROTOCOLS.length === ALL_PROTOCOLS.length;
@@ -183,6 +187,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', interrupt);
   const started = new Date();
   const cells: Cell[] = [];
+  let where: WhereResult | undefined;
   try {
     const statics = await startStaticUpstream(root);
     stops.push(() => statics.stop());
@@ -199,6 +204,15 @@ async function main(): Promise<void> {
     };
     log(`upstreams: nginx HTTP/1.1 :${env.upstreams.http1.port}, h2c :${env.upstreams.h2c.port}; grpc-js :${env.upstreams.grpc.port}; ${JUDGED ? 'full settings' : 'reduced settings (not judged)'}`);
     for (const target of TARGETS) for (const protocol of PROTOCOLS) cells.push(await runCell(env, target, protocol));
+    if (PROFILE_SECONDS > 0 && TARGETS.includes('trellis-two-hop')) {
+      log(`where the time goes: Trellis two-hop http1 under node --cpu-prof, ${Math.min(WARMUP_SECONDS, 2)}s warm-up, ${PROFILE_SECONDS}s profiled`);
+      try {
+        where = await whereTimeGoes(env.upstreams.http1, PROFILE_SECONDS, Math.min(WARMUP_SECONDS, 2));
+        for (const l of whereLines(where)) log(l);
+      } catch (err) {
+        log(`the profiled run failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   } finally {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
@@ -209,8 +223,9 @@ async function main(): Promise<void> {
     date: started.toISOString(),
     judged: JUDGED,
     machine: machineInfo(),
-    config: { seconds: SECONDS, latencySeconds: LATENCY_SECONDS, rate: RATE, warmupSeconds: WARMUP_SECONDS, targets: TARGETS, protocols: PROTOCOLS, wrk: '-t1 -c32', h2load: '-t1 -c8 -m16', bodyBytes: 1024 },
+    config: { seconds: SECONDS, latencySeconds: LATENCY_SECONDS, rate: RATE, warmupSeconds: WARMUP_SECONDS, targets: TARGETS, protocols: PROTOCOLS, wrk: '-t1 -c32', h2load: '-t1 -c8 -m16', bodyBytes: 1024, trellisNodeFlags: proxyNodeFlags() },
     cells,
+    ...(where ? { where } : {}),
   };
   const md = renderMarkdown(result);
   console.log(`\n${md}`);
