@@ -33,8 +33,10 @@ function isPromise(v: unknown): v is Promise<void | LocalReply> {
   return typeof (v as Promise<unknown> | undefined)?.then === 'function';
 }
 
-/** How long gRPC response headers may wait for the first message before they are sent on (see Exchange.held). */
-const HOLD_HEADERS_MS = 20;
+/** How long the start of a gRPC response may be held back before it is sent on (see Exchange.held). */
+const HOLD_RESPONSE_MS = 100;
+/** How many response bytes may be held back with it. */
+const HOLD_RESPONSE_BYTES = 64 * 1024;
 
 export class Exchange implements AttemptOwner, RequestRecord {
   readonly startNs = process.hrtime.bigint();
@@ -70,11 +72,12 @@ export class Exchange implements AttemptOwner, RequestRecord {
   private done = false;
   private complete = false;
   /**
-   * gRPC response headers held back until the first message or the trailers (at most HOLD_HEADERS_MS): a unary
-   * call's headers, message and trailers normally arrive together, and while nothing has gone downstream an
-   * upstream reset (a backend killed mid-response) can still be retried on another host.
+   * The start of a gRPC response on a route that retries: its headers and first messages are held back until the
+   * trailers (at most HOLD_RESPONSE_MS and HOLD_RESPONSE_BYTES). A unary call's headers, message and trailers
+   * normally arrive together, and while nothing has gone downstream an upstream reset (a backend killed
+   * mid-response) can still be retried on another host, as the route's retry policy allows for resets.
    */
-  private held: { status: number; headers: Record<string, string | string[] | undefined>; trailers: boolean; timer: NodeJS.Timeout } | undefined;
+  private held: { status: number; headers: Record<string, string | string[] | undefined>; trailers: boolean; timer: NodeJS.Timeout; chunks: Buffer[]; bytes: number } | undefined;
   /** gRPC: the response's messages, checked against the listener's message size bound and its grpc-encoding. */
   private responseFrames: GrpcFrameChecker | undefined;
 
@@ -256,7 +259,7 @@ export class Exchange implements AttemptOwner, RequestRecord {
     }
     const trailers = this.ds.protocol === 'HTTP/2' && (this.grpc || this.req.headers.te === 'trailers');
     if (this.grpc && this.retry !== undefined) {
-      this.held = { status, headers, trailers, timer: setTimeout(this.flushHeld, HOLD_HEADERS_MS) };
+      this.held = { status, headers, trailers, timer: setTimeout(this.flushHeld, HOLD_RESPONSE_MS), chunks: [], bytes: 0 };
     } else this.ds.respond(status, headers, false, trailers);
     if (this.grpc) this.responseFrames = new GrpcFrameChecker(this.state!.listener.limits.maxGrpcMessageBytes, grpcEncoded(upHeaders['grpc-encoding'] as string | string[] | undefined));
     const src = a.body!;
@@ -268,7 +271,9 @@ export class Exchange implements AttemptOwner, RequestRecord {
     if (!h) return;
     this.held = undefined;
     clearTimeout(h.timer);
-    if (!this.done) this.ds.respond(h.status, h.headers, false, h.trailers);
+    if (this.done) return;
+    this.ds.respond(h.status, h.headers, false, h.trailers);
+    for (const c of h.chunks) this.writeDown(c);
   };
 
   private readonly onResponseData = (chunk: Buffer): void => {
@@ -276,14 +281,26 @@ export class Exchange implements AttemptOwner, RequestRecord {
       const bad = this.responseFrames.push(chunk);
       if (bad !== 0) return this.onResponseFrameError(bad);
     }
-    if (this.held) this.flushHeld();
+    const held = this.held;
+    if (held) {
+      if (held.bytes + chunk.length <= HOLD_RESPONSE_BYTES) {
+        held.chunks.push(chunk);
+        held.bytes += chunk.length;
+        return;
+      }
+      this.flushHeld();
+    }
+    this.writeDown(chunk);
+  };
+
+  private writeDown(chunk: Buffer): void {
     this.bytesOut += chunk.length;
     const out = this.ds.out;
     if (!out.write(chunk)) {
       this.attempt?.body?.pause();
       out.once('drain', this.onDownstreamDrain);
     }
-  };
+  }
 
   private readonly onDownstreamDrain = (): void => {
     if (!this.done) this.attempt?.body?.resume();
