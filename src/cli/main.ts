@@ -171,6 +171,7 @@ export async function main(argv: readonly string[], baseIo: Io = processIo): Pro
     .option('--state-dir <dir>', 'where the run keeps its state (addresses, CA, pids, up.json)', '.trellis/up')
     .option('--isolation <mode>', 'loopback (each pod its own 127.x addresses); netns comes later', 'loopback')
     .option('--dns-port <n>', 'cluster DNS port on 127.0.0.1 (0 picks one)', '0')
+    .option('--relay-port <n>', 'the flow relay (Observer API, for trellis observe) on 127.0.0.1; 0 picks one, off turns it off', '4245')
     .addOption(new Option('--time-scale <f>', 'scale probe periods and restart backoff (tests)').hideHelp())
     .option('--pod-range <cidr>', 'loopback range for pod addresses (blocks of four)', '127.10.0.0/16')
     .option('--service-range <cidr>', 'loopback range for Service virtual IPs', '127.96.0.0/16')

@@ -18,6 +18,7 @@ export interface UpCliOptions {
   stateDir: string;
   isolation: string;
   dnsPort: string;
+  relayPort: string;
   timeScale?: string;
   podRange?: string;
   serviceRange?: string;
@@ -44,6 +45,7 @@ export function describeUp(s: UpState): string[] {
     `cluster DNS    ${s.dns} (UDP and TCP; e.g. dig @${s.dns.split(':')[0]} -p ${s.dns.split(':')[1]} <svc>.<ns>.svc.cluster.local)`,
     'UI             (not yet: the observability issue adds it here)',
   ];
+  if (s.controlPlane.relay) lines.push(`flows          ${s.controlPlane.relay} (trellis observe --server ${s.controlPlane.relay} --follow)`);
   for (const e of s.exposed) lines.push(`exposed        ${e}`);
   lines.push(...podTable(s));
   return lines;
@@ -67,6 +69,8 @@ export async function runUp(o: UpCliOptions, io: Io, untilStopped: Promise<void>
   if (o.file.includes('-')) throw new CliError('usage', 'trellis up reads files and directories, not standard input');
   const dnsPort = Number(o.dnsPort);
   if (!Number.isInteger(dnsPort) || dnsPort < 0 || dnsPort > 65535) throw new CliError('usage', `--dns-port ${o.dnsPort}: expected 0-65535`);
+  const relayPort = Number(o.relayPort);
+  if (o.relayPort !== 'off' && (!Number.isInteger(relayPort) || relayPort < 0 || relayPort > 65535)) throw new CliError('usage', `--relay-port ${o.relayPort}: expected 0-65535 or off`);
   const timeScale = o.timeScale === undefined ? 1 : Number(o.timeScale);
   if (!(timeScale > 0 && timeScale <= 1)) throw new CliError('usage', `--time-scale ${o.timeScale ?? ''}: expected a number in (0, 1]`);
   // Warnings are printed once, below; the control plane logs only errors (it reloads as readiness changes).
@@ -78,6 +82,7 @@ export async function runUp(o: UpCliOptions, io: Io, untilStopped: Promise<void>
       stateDir: o.stateDir,
       logger,
       dnsPort,
+      ...(o.relayPort !== 'off' ? { relayPort } : {}),
       timeScale,
       ...(o.podRange ? { podRange: o.podRange } : {}),
       ...(o.serviceRange ? { serviceRange: o.serviceRange } : {}),

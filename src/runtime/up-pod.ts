@@ -33,6 +33,8 @@ export interface UpPodContext {
   serviceAddress: (svc: Service, lp: LocalPod) => string | undefined;
   registry: PidRegistry;
   timeScale: number;
+  /** Sidecars serve the Observer API to the control plane's flow relay. */
+  observer: boolean;
   onLog: (line: UpLog) => void;
   onChange: (pod: UpPod, readyChanged: boolean) => void;
 }
@@ -123,6 +125,7 @@ export class UpPod {
       '--token', token, '--ca', cp.caTarget ?? '', '--ca-bundle', caBundle,
       '--state-dir', resolve(proxiesDir, `${lp.model.namespace}-${lp.model.name}`),
       '--admin-host', a.podIp, '--admin-port', String(PROXY_ADMIN_PORT), '--drain-seconds', '1',
+      ...(this.ctx.observer ? ['--observer-port', '0'] : []),
     ];
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;

@@ -39,7 +39,8 @@ export interface UpState {
   startedAt: string;
   isolation: 'loopback';
   manifests: string[];
-  controlPlane: { xds: string; ca: string; admin: string };
+  /** `relay`: the flow relay (Observer API) when it runs. */
+  controlPlane: { xds: string; ca: string; admin: string; relay?: string };
   dns: string;
   pods: UpPodStatus[];
   services: UpServiceStatus[];

@@ -29,6 +29,8 @@ export interface UpOptions {
   logger: Logger;
   /** 0 (default) picks a free port. */
   dnsPort?: number;
+  /** Run the flow relay (Observer API) on this loopback port (0 picks one), with every sidecar as a peer. Off when absent. */
+  relayPort?: number;
   dnsHost?: string;
   /** Loopback ranges for pod blocks and Service VIPs (defaults in address-plan.ts). */
   podRange?: string;
@@ -122,7 +124,16 @@ export class LocalRuntime {
     rmSync(this.manifestsDir, { recursive: true, force: true });
     mkdirSync(this.manifestsDir, { recursive: true });
     this.writeManifests();
-    this.cp = new ControlPlane({ paths: [this.manifestsDir], stateDir: join(this.opts.stateDir, 'cp'), xdsPort: 0, caPort: 0, adminPort: 0, debounceMs: 50, logger: this.opts.logger });
+    this.cp = new ControlPlane({
+      paths: [this.manifestsDir],
+      stateDir: join(this.opts.stateDir, 'cp'),
+      xdsPort: 0,
+      caPort: 0,
+      adminPort: 0,
+      debounceMs: 50,
+      logger: this.opts.logger,
+      ...(this.opts.relayPort !== undefined ? { relayPort: this.opts.relayPort } : {}),
+    });
     try {
       await this.cp.start();
     } catch (e) {
@@ -157,6 +168,7 @@ export class LocalRuntime {
       serviceAddress: (svc, lp) => (hasServiceIp(svc) ? lp.addresses.outboundIp : undefined),
       registry: this.registry,
       timeScale: this.opts.timeScale ?? 1,
+      observer: this.opts.relayPort !== undefined,
       onLog: (l) => this.opts.onLog?.(l),
       onChange: (pod, readyChanged) => this.onPodChange(pod, readyChanged),
     };
@@ -294,7 +306,7 @@ export class LocalRuntime {
       startedAt: this.startedAt.toISOString(),
       isolation: 'loopback',
       manifests: this.opts.paths,
-      controlPlane: { xds: `127.0.0.1:${this.cp.xdsPort}`, ca: this.cp.caTarget ?? '', admin: this.cp.adminUrl ?? '' },
+      controlPlane: { xds: `127.0.0.1:${this.cp.xdsPort}`, ca: this.cp.caTarget ?? '', admin: this.cp.adminUrl ?? '', ...(this.cp.relayAddress ? { relay: this.cp.relayAddress } : {}) },
       dns: `${this.dns.host}:${this.dns.port}`,
       pods: this.pods.map((p) => p.status()),
       services: serviceStatuses(this.cluster.services, this.pods),
