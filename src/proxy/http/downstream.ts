@@ -127,7 +127,8 @@ export class H2Downstream implements Downstream {
    * our END_STREAM has left (a reset submitted earlier would discard the queued trailers), bounded in time.
    */
   private stopRequest(): void {
-    if (this.stream.readableEnded || this.stream.closed || this.stopChecks > 0) return;
+    // Nothing to stop when the client has already ended its side (END_STREAM received, even if not yet read).
+    if (this.stream.readableEnded || this.stream.closed || this.stream.state.remoteClose === 1 || this.stopChecks > 0) return;
     this.stopChecks = 1;
     setImmediate(this.stopWhenSent);
   }
